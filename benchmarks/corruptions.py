@@ -1,0 +1,104 @@
+"""Images per second of shiftlab's corruptions vs imagecorruptions 1.1.2, measured side by side.
+
+Both run single-threaded (torch.set_num_threads(1), cv2.setNumThreads(1)) on the same real Fashion-MNIST
+images at severity 3 with ImageNet-C parameters (what imagecorruptions always uses): 28×28 gray,
+32×32 RGB (gray stacked) and 224×224 RGB (bilinear resize, stacked). shiftlab corrupts one batch of
+``--n`` images in one call; imagecorruptions loops over ``--n-ref`` images (fewer: it is per image).
+Prints a table and a final JSON line.
+
+    nice -n 10 .venv/bin/python benchmarks/corruptions.py --n 64 --n-ref 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=64, help="images per shiftlab batch")
+    parser.add_argument("--n-ref", type=int, default=8, help="images for imagecorruptions (per-image loop)")
+    parser.add_argument("--severity", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", default=None, help="comma-separated corruption names")
+    args = parser.parse_args()
+
+    import cv2
+    from imagecorruptions_oracle import load
+    from PIL import Image
+
+    from shiftlab.data import load_dataset
+    from shiftlab.shifts import SHIFTS
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    ic = load()
+    names = args.only.split(",") if args.only else SHIFTS.names()
+    base, _ = load_dataset("fashion-mnist", "test", limit=args.n).get_batch(torch.arange(args.n))
+    configs = {
+        "28x28 gray": base,
+        "32x32 rgb": F.interpolate(base, size=32, mode="bilinear").clamp(0, 1).expand(-1, 3, -1, -1).contiguous(),
+        "224x224 rgb": F.interpolate(base, size=224, mode="bilinear").clamp(0, 1).expand(-1, 3, -1, -1).contiguous(),
+    }
+    rows = []
+    print(f"threads: torch {torch.get_num_threads()}, cv2 {cv2.getNumThreads()}; severity {args.severity}; "
+          f"shiftlab batch {args.n}, reference {args.n_ref} images")
+    print(f"{'size':<12} {'corruption':<18} {'shiftlab img/s':>15} {'imagecorr img/s':>16} {'speed-up':>9}")
+    for label, x in configs.items():
+        x = torch.round(x * 255) / 255
+        u8 = (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        pil = [Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im) for im in u8]
+        for name in names:
+            fn = SHIFTS.get(name)
+            fn(x[:2], args.severity, torch.Generator().manual_seed(0), "imagenet")  # warm-up (lazy library loads)
+            ours = best_of(lambda fn=fn, x=x: fn(x, args.severity, torch.Generator().manual_seed(0), "imagenet"),
+                           args.repeats)
+            ours_ips = len(x) / ours
+            n_ref = max(1, args.n_ref // 4) if name == "glass_blur" and "224" in label else args.n_ref
+            ref_fn = getattr(ic, name)
+
+            def run_ref(ref_fn=ref_fn, pil=pil, n_ref=n_ref) -> None:  # type: ignore[no-untyped-def]
+                np.random.seed(0)
+                for im in pil[:n_ref]:
+                    np.uint8(ref_fn(im, args.severity))
+
+            try:
+                ref_ips: float | None = n_ref / best_of(run_ref, 1)
+            except Exception as exc:  # imagecorruptions fails on some gray inputs
+                ref_ips, err = None, type(exc).__name__
+            speedup = ours_ips / ref_ips if ref_ips else None
+            ref_txt = f"{ref_ips:16.1f}" if ref_ips else f"{'error: ' + err:>16}"
+            sp_txt = f"{speedup:8.1f}×" if speedup else f"{'-':>9}"
+            print(f"{label:<12} {name:<18} {ours_ips:15.1f} {ref_txt} {sp_txt}", flush=True)
+            rows.append({"size": label, "corruption": name, "shiftlab_ips": ours_ips, "reference_ips": ref_ips,
+                         "speedup": speedup})
+    ups = [r["speedup"] for r in rows if r["speedup"]]
+    geo = math.exp(sum(math.log(u) for u in ups) / len(ups)) if ups else None
+    slower = [f"{r['size']}/{r['corruption']}" for r in rows if r["speedup"] and r["speedup"] < 1]
+    print(f"geometric-mean speed-up {geo:.1f}× over {len(ups)} pairs; slower than the reference: {slower or 'none'}")
+    print(json.dumps({"benchmark": "corruptions", "threads": 1, "severity": args.severity, "n": args.n,
+                      "n_ref": args.n_ref, "geomean_speedup": geo, "slower": slower, "results": rows}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The attack contract, the ``ATTACKS`` registry, and the shared wrapper every attack runs under.
+
+An attack is ``fn(model, x, y, threat, generator) -> (x_adv, broken)`` on a batch whose points
+are all classified correctly; :func:`run_attack` adds what every attack needs (contract 3):
+caller's mode and ``requires_grad`` restored in ``finally``, no gradient reaching the
+parameters, batching, attacking only points not yet broken, an explicit generator, and an
+asserted threat-set check on the output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from shiftlab.attacks.threat import Norm, ThreatModel, norm_ops
+from shiftlab.registry import Registry
+
+AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, ThreatModel, torch.Generator],
+                    tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True, slots=True)
+class AttackMeta:
+    """Registry metadata of an attack."""
+
+    description: str
+    paper: str
+    arxiv: str = ""
+    norms: tuple[Norm, ...] = (Norm.LINF, Norm.L2)
+    targeted: bool = False
+    black_box: bool = False
+
+
+ATTACKS: Registry[AttackFn] = Registry("attack")
+
+
+@contextlib.contextmanager
+def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
+    """``requires_grad=False`` on every parameter inside the block; each flag restored in ``finally``."""
+    grads = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in grads:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for p, flag in grads:
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode with frozen parameters; restore the caller's state in ``finally``."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        with frozen_parameters(model):
+            model.eval()
+            yield model
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def logits_and_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable[..., torch.Tensor],
+                    target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(logits, per-sample loss, d loss / d x) without touching any parameter's ``.grad``."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(x)
+        loss = loss_fn(logits, y, target)
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+    return logits.detach(), loss.detach(), grad.detach()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Predicted classes, batched."""
+    return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+def assert_in_threat_set(x_adv: torch.Tensor, x: torch.Tensor, threat: ThreatModel, tol: float = 1e-6) -> None:
+    """Fail loudly (not a log line) if an attack left the eps-ball or the image box."""
+    dist = norm_ops(threat).norm_of(x_adv - x)
+    worst = float(dist.max()) if dist.numel() else 0.0
+    assert worst <= threat.eps + tol, f"attack left the {threat.norm.value} ball: {worst} > eps={threat.eps}"
+    assert bool(((x_adv >= 0) & (x_adv <= 1)).all()), "attack left the image box [0, 1]"
+
+
+def run_attack(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+               generator: torch.Generator, batch_size: int = 256,
+               active: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run registered attack ``name`` on the points of ``x`` still classified correctly.
+
+    Args:
+        name: attack name in ``ATTACKS``.
+        model: classifier taking N×C×H×W images in [0, 1]; its mode and ``requires_grad`` are restored.
+        x, y: images in [0, 1] and int64 labels.
+        threat: the threat model and budgets.
+        generator: the source of all randomness (same generator state → same result).
+        batch_size: points per attack batch.
+        active: boolean mask of points to attack (default: those the model classifies correctly).
+
+    Returns:
+        (x_adv, broken): adversarial images (``x`` where nothing was found) and a boolean mask of
+        points misclassified at ``x_adv`` that were attacked here.
+    """
+    meta = ATTACKS.meta(name)
+    fn = ATTACKS.get(name)
+    if threat.norm not in meta.norms:
+        from shiftlab.errors import UserError
+
+        raise UserError(f"attack {name!r} supports norms {[n.value for n in meta.norms]}, not {threat.norm.value}")
+    x_adv = x.clone()
+    broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    with attack_mode(model):
+        if active is None:
+            active = predict(model, x, batch_size) == y
+        idx = active.nonzero().flatten()
+        for start in range(0, len(idx), batch_size):
+            sel = idx[start:start + batch_size]
+            xa, br = fn(model, x[sel], y[sel], threat, generator)
+            x_adv[sel] = torch.where(br.view(-1, *([1] * (x.dim() - 1))), xa, x[sel])
+            broken[sel] = br
+        if len(idx):
+            br_check = predict(model, x_adv[idx], batch_size) != y[idx]
+            broken[idx] = broken[idx] & br_check
+    assert_in_threat_set(x_adv, x, threat)
+    return x_adv, broken

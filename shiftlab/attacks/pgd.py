@@ -1,0 +1,41 @@
+"""PGD: projected gradient ascent on the cross-entropy from a random start, with restarts.
+
+Madry, Makelov, Schmidt, Tsipras & Vladu 2018, "Towards deep learning models resistant to
+adversarial attacks", arXiv:1706.06083.
+
+Args (from ``ThreatModel``): norm (linf | l2), eps, steps (default 100), restarts (default 1),
+step_size (default 2.5 * eps / steps). Each restart runs only on points not yet broken.
+Shape: N×C×H×W in [0, 1].
+
+Example:
+    >>> x_adv, broken = run_attack("pgd", model, x, y, ThreatModel("linf", 0.1, steps=10), gen)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from shiftlab.attacks.base import ATTACKS, AttackMeta
+from shiftlab.attacks.engine import FixedStep, gradient_ascent
+from shiftlab.attacks.losses import cross_entropy
+from shiftlab.attacks.threat import ThreatModel, norm_ops
+
+
+@ATTACKS.register("pgd", meta=AttackMeta("projected gradient descent, random start and restarts",
+                                         "Madry et al. 2018", "1706.06083"))
+def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    ops = norm_ops(threat)
+    x_adv = x.clone()
+    broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    for _ in range(threat.restarts):
+        todo = (~broken).nonzero().flatten()
+        if len(todo) == 0:
+            break
+        xs = x[todo]
+        res = gradient_ascent(model, xs, y[todo], ops.random_init(xs, generator), ops, cross_entropy,
+                              threat.steps, FixedStep(threat.alpha))
+        x_adv[todo] = res.x_adv
+        broken[todo] = res.broken
+    return x_adv, broken

@@ -1,0 +1,20 @@
+"""Distribution shifts as pure, seeded, batched functions (design contract 2).
+
+``SHIFTS`` holds the 15 benchmark corruptions and 4 extras of Hendrycks & Dietterich 2019
+(arXiv:1903.12261); see :mod:`shiftlab.shifts.base` for the contract, tables and grayscale rule.
+"""
+
+from shiftlab.shifts import blur, digital, noise, weather  # noqa: F401  (registration)
+from shiftlab.shifts.base import (
+    SEVERITIES,
+    SHIFTS,
+    TABLES,
+    Corruption,
+    ShiftMeta,
+    apply_shift,
+    benchmark_names,
+    resolve_table,
+)
+
+__all__ = ["SEVERITIES", "SHIFTS", "TABLES", "Corruption", "ShiftMeta", "apply_shift", "benchmark_names",
+           "resolve_table"]

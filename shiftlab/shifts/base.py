@@ -1,0 +1,158 @@
+"""The shift contract: a registered, pure, seeded, batched ``fn(x, severity, generator, table=None)``.
+
+Every corruption of Hendrycks & Dietterich 2019, "Benchmarking Neural Network Robustness to Common
+Corruptions and Perturbations" (arXiv:1903.12261) is a :class:`Corruption`: ``sample_params`` draws
+everything random from the explicit generator into a typed params dataclass, ``apply`` is pure.
+
+Parameter tables: ``"cifar"`` (CIFAR-10-C, 32 px), ``"tiny"`` (Tiny-ImageNet-C, 64 px) and
+``"imagenet"`` (ImageNet-C, 224 px). ``table=None`` picks by image size: max(H, W) ≤ 32 → cifar,
+≤ 64 → tiny, else imagenet.
+
+Grayscale (C = 1): channel-wise corruptions (noise, blur, fog, contrast, pixelate, jpeg, elastic,
+zoom, glass, motion) act on the single channel. Colour-dependent ones (``rgb_only``: brightness,
+saturate, frost, spatter) see the RGB-equivalent image (the gray channel repeated three times), are
+applied as on RGB, and are converted back to luma Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601).
+For brightness this equals imagecorruptions' gray rule (x + c); for saturate it differs (imagecorruptions
+keeps the red channel); snow's gray term is the image itself, as in imagecorruptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import torch
+
+from shiftlab.errors import UserError
+from shiftlab.registry import Registry
+
+TableName = Literal["cifar", "tiny", "imagenet"]
+TABLES: tuple[str, ...] = ("cifar", "tiny", "imagenet")
+Family = Literal["noise", "blur", "weather", "digital", "extra"]
+SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
+LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftMeta:
+    """Registry metadata of a shift.
+
+    Args:
+        family: "noise", "blur", "weather", "digital" (the 15 benchmark corruptions) or "extra".
+        deterministic: True when the output does not depend on the generator.
+        rgb_only: colour-dependent; grayscale input goes through the RGB-equivalent and back to luma.
+        paper: authors and year; arxiv: the arXiv id.
+        severities: the valid severities.
+    """
+
+    family: Family
+    deterministic: bool = False
+    rgb_only: bool = False
+    paper: str = "Hendrycks & Dietterich 2019"
+    arxiv: str = "1903.12261"
+    severities: tuple[int, ...] = SEVERITIES
+
+    @property
+    def benchmark(self) -> bool:
+        """One of the 15 corruptions that enter the mCE (the four extras do not)."""
+        return self.family != "extra"
+
+
+P = TypeVar("P")
+Sampler = Callable[[tuple[int, ...], int, torch.Generator, str], Any]
+Applier = Callable[[torch.Tensor, Any], torch.Tensor]
+
+
+def resolve_table(table: str | None, height: int, width: int) -> str:
+    """The parameter table for an image size, or the one asked for (validated)."""
+    if table is None:
+        side = max(height, width)
+        return "cifar" if side <= 32 else "tiny" if side <= 64 else "imagenet"
+    if table not in TABLES:
+        raise UserError(f"unknown corruption parameter table {table!r}; use one of {', '.join(TABLES)}")
+    return table
+
+
+def check_severity(severity: int, name: str) -> int:
+    if isinstance(severity, bool) or int(severity) != severity or not 1 <= int(severity) <= 5:
+        raise UserError(f"severity of {name} must be an integer 1..5, got {severity!r}")
+    return int(severity)
+
+
+def to_luma(x: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W RGB -> N×1×H×W luma (BT.601)."""
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+@dataclass(frozen=True)
+class Corruption(Generic[P]):
+    """A corruption as two phases: ``sample_params`` (all randomness) and a pure ``apply``.
+
+    Calling it composes the two: ``corruption(x, severity, generator, table=None) -> x'``.
+
+    Shape: x is N×C×H×W (C = 1 or 3) float in [0, 1]; the output has the same shape, dtype and device.
+    """
+
+    name: str
+    sampler: Sampler
+    applier: Applier
+    rgb_only: bool = False
+
+    def _work_shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        n, c, h, w = x.shape
+        return (n, 3, h, w) if self.rgb_only and c == 1 else (n, c, h, w)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise UserError(f"{self.name} expects an N×C×H×W tensor with C in (1, 3), got "
+                            f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        if not x.is_floating_point():
+            raise UserError(f"{self.name} expects float images in [0, 1], got dtype {x.dtype}")
+
+    def sample_params(self, x: torch.Tensor, severity: int, generator: torch.Generator,
+                      table: str | None = None) -> P:
+        """Draw every random quantity for ``x`` from ``generator`` (nothing else is random)."""
+        self._check(x)
+        severity = check_severity(severity, self.name)
+        tname = resolve_table(table, x.shape[2], x.shape[3])
+        return self.sampler(self._work_shape(x), severity, generator, tname)  # type: ignore[no-any-return]
+
+    def apply(self, x: torch.Tensor, params: P) -> torch.Tensor:
+        """Pure: the corrupted images for ``params`` (clipped to [0, 1])."""
+        self._check(x)
+        gray_in = self.rgb_only and x.shape[1] == 1
+        work = x.expand(-1, 3, -1, -1) if gray_in else x
+        out = self.applier(work, params)
+        # clip in place when the applier returned fresh memory (saves a full-size copy per call)
+        fresh = not out._is_view() and out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+        out = out.clamp_(0.0, 1.0) if fresh else out.clamp(0.0, 1.0)
+        if gray_in:
+            out = to_luma(out).clamp_(0.0, 1.0)
+        return out.to(x.dtype)
+
+    def __call__(self, x: torch.Tensor, severity: int, generator: torch.Generator,
+                 table: str | None = None) -> torch.Tensor:
+        return self.apply(x, self.sample_params(x, severity, generator, table))
+
+
+SHIFTS: Registry[Corruption[Any]] = Registry("shift")
+
+
+def register(name: str, sampler: Sampler, applier: Applier, meta: ShiftMeta) -> Corruption[Any]:
+    """Register a corruption under ``name`` (a duplicate raises)."""
+    corruption: Corruption[Any] = Corruption(name, sampler, applier, meta.rgb_only)
+    SHIFTS.add(name, corruption, meta)
+    return corruption
+
+
+def benchmark_names() -> list[str]:
+    """The 15 corruptions of the mCE, in registration order."""
+    return [n for n in SHIFTS.names() if SHIFTS.meta(n).benchmark]
+
+
+def apply_shift(name: str, x: torch.Tensor, severity: int, generator: torch.Generator,
+                table: str | None = None) -> torch.Tensor:
+    """Apply the registered shift ``name``."""
+    return SHIFTS.get(name)(x, severity, generator, table)

@@ -1,0 +1,201 @@
+"""Digital corruptions of Hendrycks & Dietterich 2019 (arXiv:1903.12261): brightness, contrast,
+elastic transform, pixelate, JPEG compression, and the extra saturate.
+
+brightness and saturate change V and S in HSV as the reference (skimage rgb2hsv/hsv2rgb) does, in
+closed form: every RGB channel is V·(1 − S·t_c) with t_c fixed by the hue, so changing V scales the
+pixel and changing S moves each channel along (V − x_c)/(V − min). jpeg_compression really encodes and
+decodes: the batch is rounded to uint8 and passed as a list of tensors to torchvision.io.encode_jpeg /
+decode_jpeg (libjpeg, quality from the table; CPU; gray images are encoded as one-channel JPEG).
+pixelate reproduces PIL's BOX windows (down and up) as weighted row gathers.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from shiftlab.shifts import ops
+from shiftlab.shifts.base import ShiftMeta, register
+from shiftlab.shifts.tables import params as table_params
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarParams:
+    value: float
+
+
+def _scalar(name: str) -> object:
+    def sample(shape: tuple[int, ...], severity: int, g: torch.Generator, table: str) -> ScalarParams:
+        return ScalarParams(float(table_params(name, table, severity)))
+
+    return sample
+
+
+def apply_contrast(x: torch.Tensor, p: ScalarParams) -> torch.Tensor:
+    means = x.mean((2, 3), keepdim=True)
+    return (x - means) * p.value + means
+
+
+def apply_brightness(x: torch.Tensor, p: ScalarParams) -> torch.Tensor:
+    v = x.amax(1, keepdim=True)
+    v_new = (v + p.value).clamp(0, 1)
+    return torch.where(v > 0, x * (v_new / v.clamp_min(1e-30)), v_new.expand_as(x))
+
+
+@dataclass(frozen=True, slots=True)
+class SaturateParams:
+    factor: float
+    offset: float
+
+
+def sample_saturate(shape: tuple[int, ...], severity: int, g: torch.Generator, table: str) -> SaturateParams:
+    f, o = table_params("saturate", table, severity)
+    return SaturateParams(float(f), float(o))
+
+
+def apply_saturate(x: torch.Tensor, p: SaturateParams) -> torch.Tensor:
+    v = x.amax(1, keepdim=True)
+    lo = x.amin(1, keepdim=True)
+    delta = v - lo
+    s = torch.where(v > 0, delta / v.clamp_min(1e-30), torch.zeros_like(v))
+    s_new = (s * p.factor + p.offset).clamp(0, 1)
+    # hue fraction t_c = (V - x_c) / delta; skimage gives gray pixels hue 0, i.e. t = (0, 1, 1)
+    gray_t = torch.tensor((0.0, 1.0, 1.0), dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    t = torch.where(delta > 0, (v - x) / delta.clamp_min(1e-30), gray_t)
+    return v * (1 - s_new * t)
+
+
+@dataclass(frozen=True, slots=True)
+class JpegParams:
+    quality: int
+
+
+def sample_jpeg(shape: tuple[int, ...], severity: int, g: torch.Generator, table: str) -> JpegParams:
+    return JpegParams(int(table_params("jpeg_compression", table, severity)))
+
+
+def apply_jpeg(x: torch.Tensor, p: JpegParams) -> torch.Tensor:
+    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
+
+    u8 = torch.empty(x.shape, dtype=torch.uint8)  # contiguous CPU uint8; one float temporary
+    u8.copy_((x.detach() * 255).round_().clamp_(0, 255))
+    decoded = decode_jpeg(encode_jpeg(list(u8.unbind(0)), quality=p.quality), mode=ImageReadMode.UNCHANGED)
+    out = torch.empty(x.shape, dtype=x.dtype)
+    for dst, img in zip(out.unbind(0), decoded, strict=True):
+        dst.copy_(img)
+    return out.div_(255).to(x.device)
+
+
+@functools.lru_cache(maxsize=256)
+def box_windows(in_size: int, out_size: int) -> tuple[tuple[int, int], ...]:
+    """[start, stop) of the pixels PIL's BOX filter (Pillow ``precompute_coeffs``, weights 1 where
+    -0.5 < u <= 0.5, normalised) averages for every output pixel. For up-sampling (scale < 1) every
+    window holds exactly the pixel PIL's NEAREST picks, int((xx + 0.5)·scale), so one rule covers both."""
+    scale = in_size / out_size
+    fs = max(scale, 1.0)
+    windows = []
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        lo = max(int(center - 0.5 * fs + 0.5), 0)
+        hi = min(int(center + 0.5 * fs + 0.5), in_size)
+        taps = [i for i in range(lo, hi) if -0.5 < (i - center + 0.5) / fs <= 0.5]
+        windows.append((taps[0], taps[-1] + 1))
+    return tuple(windows)
+
+
+def box_resize_rows(x: torch.Tensor, out_size: int) -> torch.Tensor:
+    """PIL BOX resize along dim -2 as a few weighted row gathers (windows are at most ⌈scale⌉ + 1 wide)."""
+    windows = box_windows(x.shape[-2], out_size)
+    lo = torch.tensor([a for a, _ in windows], device=x.device)
+    count = torch.tensor([b - a for a, b in windows], device=x.device)
+    width = int(count.max())
+    if width == 1:
+        return x.index_select(-2, lo)
+    wgt = [((j < count).to(x.dtype) / count.to(x.dtype)).view(-1, 1) for j in range(width)]
+    out = x.index_select(-2, lo).mul_(wgt[0])
+    buf = torch.empty_like(out)
+    for j in range(1, width):
+        torch.index_select(x, -2, (lo + j).clamp(max=x.shape[-2] - 1), out=buf)
+        out.addcmul_(buf, wgt[j])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PixelateParams:
+    factor: float
+
+
+def sample_pixelate(shape: tuple[int, ...], severity: int, g: torch.Generator, table: str) -> PixelateParams:
+    return PixelateParams(float(table_params("pixelate", table, severity)))
+
+
+def apply_pixelate(x: torch.Tensor, p: PixelateParams) -> torch.Tensor:
+    """PIL ``resize((int(W·c), int(H·c)), BOX)`` then back to H×W; imagecorruptions up-samples with
+    NEAREST and the original scripts with BOX, which are the same map when enlarging (see box_windows).
+    Rows and columns are resized as row gathers, the columns on the transposed batch (row gathers are
+    much faster than gathers along the contiguous axis)."""
+    h, w = x.shape[-2:]
+    sh, sw = max(int(h * p.factor), 1), max(int(w * p.factor), 1)
+    small = box_resize_rows(x, sh).transpose(-1, -2).contiguous()  # N×C×W×sh
+    small = box_resize_rows(box_resize_rows(small, sw), w).transpose(-1, -2).contiguous()  # N×C×sh×W
+    return box_resize_rows(small, h)
+
+
+@dataclass(frozen=True, slots=True)
+class ElasticParams:
+    """alpha, sigma: displacement scale and smoothing (pixels); affine: N×2×3 forward affine maps or None;
+    noise: N×2×H×W raw displacement noise (rows, cols)."""
+
+    alpha: float
+    sigma: float
+    affine: torch.Tensor | None
+    noise: torch.Tensor
+
+
+def sample_elastic(shape: tuple[int, ...], severity: int, g: torch.Generator, table: str) -> ElasticParams:
+    a, s, aff = table_params("elastic_transform", table, severity)
+    n, _, h, w = shape
+    if table == "imagenet":  # imagecorruptions: noise ±0.5 % of H, sigma 1 % of H, alpha absolute
+        noise = ops.uniform((n, 2, h, w), -0.005 * h, 0.005 * h, g)
+        return ElasticParams(float(a), s * h, None, noise)
+    size = min(h, w)  # the scripts' IMSIZE
+    centre = torch.tensor([h // 2, w // 2], dtype=torch.float64)
+    sq = size // 3
+    pts1 = torch.stack([centre + sq, torch.stack([centre[0] + sq, centre[1] - sq]), centre - sq])  # 3×2
+    pts2 = pts1 + ops.uniform((n, 3, 2), -aff * size, aff * size, g).cpu()
+    design = torch.cat([pts1, torch.ones(3, 1, dtype=torch.float64)], 1)  # rows [px, py, 1]
+    affine = torch.linalg.solve(design.expand(n, 3, 3), pts2).transpose(1, 2)  # N×2×3: dst = A·src + t
+    noise = ops.uniform((n, 2, h, w), -1, 1, g)
+    return ElasticParams(a * size, s * size, affine, noise)
+
+
+def apply_elastic(x: torch.Tensor, p: ElasticParams) -> torch.Tensor:
+    n, c, h, w = x.shape
+    dev = x.device
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=x.dtype, device=dev),
+                            torch.arange(w, dtype=x.dtype, device=dev), indexing="ij")
+    if p.affine is not None:  # cv2.warpAffine(M) samples src = M⁻¹(dst), bilinear, BORDER_REFLECT_101
+        a = p.affine.to(dev, x.dtype)
+        inv = torch.linalg.inv(a[:, :, :2])
+        dst = torch.stack([xx, yy], -1).reshape(1, -1, 2) - a[:, None, :, 2]
+        src = dst @ inv.transpose(1, 2)
+        xs, ys = src[..., 0].reshape(n, h, w), src[..., 1].reshape(n, h, w)
+        x = ops.bilinear_sample(x, ys, xs, "reflect101")
+    noise = p.noise.to(dev, torch.float32)
+    if p.sigma > 0:
+        k = ops.gaussian_kernel1d(p.sigma, 3.0, torch.float32, dev)
+        noise = ops.separable_filter(noise, k, k, "symmetric")
+    disp = (noise * p.alpha).to(x.dtype)  # the reference casts the displacement to float32
+    return ops.bilinear_sample(x, yy + disp[:, 1], xx + disp[:, 0], "symmetric")
+
+
+register("brightness", _scalar("brightness"), apply_brightness,  # type: ignore[arg-type]
+         ShiftMeta("digital", deterministic=True, rgb_only=True))
+register("contrast", _scalar("contrast"), apply_contrast,  # type: ignore[arg-type]
+         ShiftMeta("digital", deterministic=True))
+register("elastic_transform", sample_elastic, apply_elastic, ShiftMeta("digital"))
+register("pixelate", sample_pixelate, apply_pixelate, ShiftMeta("digital", deterministic=True))
+register("jpeg_compression", sample_jpeg, apply_jpeg, ShiftMeta("digital", deterministic=True))
+register("saturate", sample_saturate, apply_saturate, ShiftMeta("extra", deterministic=True, rgb_only=True))

@@ -1,0 +1,135 @@
+"""shiftlab's corruptions against imagecorruptions 1.1.2 (ImageNet-C parameters) on real Fashion-MNIST.
+
+Images: the first N Fashion-MNIST test images, bilinearly resized to 224 px, stacked to 3 channels,
+quantised to uint8 (what imagecorruptions takes). Both outputs are truncated to uint8 as
+``imagecorruptions.corrupt`` does.
+- deterministic corruptions: per pixel, |ours - ref| ≤ 1 grey level (1/255) everywhere;
+- random corruptions: per severity, mean and std of x' - x agree: |Δmean| ≤ 0.01 + 4·SE (SE from the
+  per-image means of both sets) and |Δstd| ≤ 12 % of the reference std + 0.005;
+- accuracy of the fixed small-cnn (images area-downsampled back to 28 px, identically for both) differs
+  by ≤ 3 percentage points per (corruption, severity).
+CI runs a small version; the full one (N = 500; glass_blur N = 40, its reference takes 2-4 s per image;
+``SHIFTLAB_ORACLE_N`` overrides N)
+is marked slow.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from imagecorruptions_oracle import corrupt as reference_corrupt  # noqa: I001  (tests/ helper)
+
+from shiftlab.shifts import SHIFTS
+
+DETERMINISTIC = [n for n in SHIFTS.names() if SHIFTS.meta(n).deterministic]
+RANDOM = [n for n in SHIFTS.names() if not SHIFTS.meta(n).deterministic]
+# documented approximations (see notes/corruptions.md): spatter's water mode replaces Canny edges, frost's
+# texture is procedural; both get wider distribution tolerances.
+LOOSE = {"spatter": 3.0, "frost": 2.0, "glass_blur": 2.0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def images224(dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = dataset.get_batch(torch.arange(n))
+    x = F.interpolate(x, size=224, mode="bilinear", align_corners=False).clamp(0, 1).expand(-1, 3, -1, -1)
+    return torch.round(x * 255).to(torch.uint8), y
+
+
+def ours(u8: torch.Tensor, name: str, severity: int, seed: int) -> torch.Tensor:
+    out = []
+    for i, chunk in enumerate(u8.split(64)):
+        y = SHIFTS.get(name)(chunk.float() / 255, severity, torch.Generator().manual_seed(seed + i), "imagenet")
+        out.append(torch.floor(y * 255 + 1e-4).to(torch.uint8))  # np.uint8 truncation (float noise guard)
+    return torch.cat(out)
+
+
+def reference(u8: torch.Tensor, name: str, severity: int, seed: int) -> torch.Tensor:
+    ref = reference_corrupt(u8.permute(0, 2, 3, 1).numpy(), name, severity, seed)
+    return torch.from_numpy(np.ascontiguousarray(ref)).permute(0, 3, 1, 2)
+
+
+def pairs(u8, name, severities):
+    """{severity: (ours, reference)} uint8 N×3×224×224, both seeded with 0."""
+    return {s: (ours(u8, name, s, 0), reference(u8, name, s, 0)) for s in severities}
+
+
+def check_per_pixel(name, corrupted):
+    for s, (o, r) in corrupted.items():
+        diff = (o.int() - r.int()).abs()
+        assert diff.max() <= 1, f"{name} s{s}: max |Δ| {diff.max()} grey levels"
+
+
+def check_distribution(u8, name, corrupted):
+    x = u8.double() / 255
+    k = LOOSE.get(name, 1.0)
+    stats = {}
+    for s, (o, r) in corrupted.items():
+        d_ours = o.double() / 255 - x
+        d_ref = r.double() / 255 - x
+        m_o, m_r = d_ours.mean((1, 2, 3)), d_ref.mean((1, 2, 3))
+        se = ((m_o.var() + m_r.var()) / len(u8)).sqrt().item()
+        so, sr = d_ours.std().item(), d_ref.std().item()
+        stats[s] = (round(m_o.mean().item(), 4), round(m_r.mean().item(), 4), round(so, 4), round(sr, 4))
+        assert abs(m_o.mean() - m_r.mean()).item() <= k * 0.01 + 4 * se, \
+            f"{name} s{s}: mean {m_o.mean():.4f} vs ref {m_r.mean():.4f} (SE {se:.4f})"
+        assert abs(so - sr) <= k * 0.12 * sr + 0.005, f"{name} s{s}: std {so:.4f} vs ref {sr:.4f}"
+    return stats
+
+
+def check_accuracy(labels, model, name, corrupted):
+    def accuracy(images: torch.Tensor) -> float:
+        small = F.interpolate(images.float() / 255, size=28, mode="area")[:, :1]
+        with torch.inference_mode():
+            return (model(small).argmax(1) == labels).double().mean().item()
+
+    gaps = {s: round(100 * (accuracy(o) - accuracy(r)), 2) for s, (o, r) in corrupted.items()}
+    assert all(abs(g) <= 3.0 for g in gaps.values()), f"{name}: accuracy gaps (pp) by severity {gaps}"
+    return gaps
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_deterministic_per_pixel_ci(name, fmnist_test):
+    u8, _ = images224(fmnist_test, 4)
+    check_per_pixel(name, pairs(u8, name, (1, 3, 5)))
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
+                                  "motion_blur", "fog", "snow", "elastic_transform", "frost"])
+def test_random_distribution_ci(name, fmnist_test):
+    u8, _ = images224(fmnist_test, 16)
+    check_distribution(u8, name, pairs(u8, name, (1, 5)))
+
+
+@pytest.mark.parametrize("name", ["contrast", "gaussian_noise"])
+def test_accuracy_gap_ci(name, fmnist_test, fmnist_model):
+    model, _ = fmnist_model
+    u8, labels = images224(fmnist_test, 100)
+    check_accuracy(labels, model, name, pairs(u8, name, (1, 3, 5)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIFTS.names())
+def test_full_oracle(name, fmnist_test, fmnist_model):
+    model, _ = fmnist_model
+    n = int(os.environ.get("SHIFTLAB_ORACLE_N", 500))
+    n = min(n, 40) if name == "glass_blur" else n
+    u8, labels = images224(fmnist_test, n)
+    corrupted = pairs(u8, name, (1, 2, 3, 4, 5))
+    if SHIFTS.meta(name).deterministic:
+        check_per_pixel(name, corrupted)
+        stats = {}
+    else:
+        stats = check_distribution(u8, name, corrupted)
+    gaps = check_accuracy(labels, model, name, corrupted)
+    print(f"ORACLE {name} n={n} accuracy gaps (pp): {gaps} (mean ours, mean ref, std ours, std ref): {stats}")
