@@ -21,7 +21,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | 
     return F.cross_entropy(logits, y, reduction="none")
 
 
-def kl_to_clean(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+def kl_to_clean(logits: torch.Tensor, y: torch.Tensor | None, target: torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample KL(p_clean ‖ softmax(logits)); ``target`` carries the clean probabilities (N×K).
 
     The inner loss of TRADES (Zhang et al. 2019, "Theoretically Principled Trade-off between

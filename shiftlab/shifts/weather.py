@@ -36,6 +36,13 @@ FROST_PALETTE: tuple[tuple[tuple[float, float, float], tuple[float, float, float
     ((0.441, 0.484, 0.528), (0.172, 0.168, 0.161)),
 )
 
+# Texture calibration against imagecorruptions 1.1.2 (200 Fashion-MNIST images at 224 px, all severities;
+# notes/corruptions.md): a 224 px crop's mean is ~5 % below the whole photograph's and its within-crop
+# standard deviation ~16 % below (a crop spans less of the photograph); about 45 % of the within-crop
+# variance is finer than 8 px. With these the classifier accuracy gap to the photographs is ≤ 3.5 pp.
+FROST_MEAN_SCALE = 0.95
+FROST_STD_SCALE = 0.84
+FROST_FINE_SHARE = 0.45
 
 @dataclass(frozen=True, slots=True)
 class FogParams:
@@ -70,9 +77,15 @@ def frost_texture(n: int, h: int, w: int, g: torch.Generator) -> torch.Tensor:
     ridge = 1 - (2 * ops.plasma_fractal(n, size, 1.6, g)[:, :h, :w] - 1).abs()
     field = base + ridge**4
     field = (field - field.mean((1, 2), keepdim=True)) / field.std((1, 2), keepdim=True).clamp_min(1e-6)
+    # the photographs keep about half their within-crop variance below 8 px (ice crystals): mix in
+    # fine-grained seeded noise (Gaussian-smoothed, σ = 1.5 px at 224 px) with that share of the variance
+    fine = torch.randn(field.shape, generator=g, device=g.device, dtype=field.dtype)
+    fine = ops.gaussian_blur(fine[:, None], 1.5 * h / 224)[:, 0]
+    fine = (fine - fine.mean((1, 2), keepdim=True)) / fine.std((1, 2), keepdim=True).clamp_min(1e-6)
+    field = (1 - FROST_FINE_SHARE) ** 0.5 * field + FROST_FINE_SHARE**0.5 * fine
     pick = torch.randint(0, len(FROST_PALETTE), (n,), generator=g, device=g.device)
     palette = torch.tensor(FROST_PALETTE, dtype=torch.float64, device=g.device)[pick]  # N×2×3
-    mean, std = palette[:, 0, :, None, None], palette[:, 1, :, None, None]
+    mean, std = FROST_MEAN_SCALE * palette[:, 0, :, None, None], FROST_STD_SCALE * palette[:, 1, :, None, None]
     return (mean + std * field[:, None]).clamp(0, 1).float()
 
 
