@@ -202,7 +202,14 @@ def train(
     )
 
 
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return ""
+    return "n/a" if v != v else f"{v:.4f}" if abs(v) < 1000 else f"{v:.0f}"
+
+
 def metrics_table(rows: list[Any], title: str) -> Table:
+    """One row per task, one column per plain (slash-free) metric."""
     table = Table(title=title)
     names: list[str] = []
     for row in rows:
@@ -214,12 +221,45 @@ def metrics_table(rows: list[Any], title: str) -> Table:
     for m in shown:
         table.add_column(m, justify="right")
     for row in rows:
-        cells = []
-        for m in shown:
-            v = row.metrics.get(m)
-            cells.append("" if v is None else ("n/a" if v != v else f"{v:.4f}" if abs(v) < 1000 else f"{v:.0f}"))
-        table.add_row(row.id.task_key, *cells)
+        table.add_row(row.id.task_key, *(_fmt(row.metrics.get(m)) for m in shown))
     return table
+
+
+def summary_table(row: Any, title: str) -> Table:
+    """A suite summary's ``group/item`` metrics pivoted into a grid (the longer side down)."""
+    groups: dict[str, dict[str, float]] = {}
+    plain: dict[str, float] = {}
+    for name, value in row.metrics.items():
+        if name == "seconds":
+            continue
+        if "/" in name:
+            group, item = name.split("/", 1)
+            groups.setdefault(group, {})[item] = value
+        else:
+            plain[name] = value
+    items = list(dict.fromkeys(i for g in groups.values() for i in g))
+    caption = "  ".join(f"{k} {_fmt(v)}" for k, v in plain.items()) or None
+    table = Table(title=f"{title}: {row.id.task_key}", caption=caption)
+    across, down = (items, list(groups)) if len(items) <= len(groups) else (list(groups), items)
+    table.add_column("")
+    for col in across:
+        table.add_column(col, justify="right")
+    for key in down:
+        cells = [groups[key].get(c) if key in groups else groups[c].get(key) for c in across]
+        table.add_row(key, *(_fmt(v) for v in cells))
+    return table
+
+
+def print_results(out: Console, rows: list[Any], title: str, max_rows: int = 15) -> None:
+    """Task rows as one table (when few), then each suite summary as a pivoted grid."""
+    tasks = [r for r in rows if not r.id.task_key.endswith("/summary")]
+    summaries = [r for r in rows if r.id.task_key.endswith("/summary")]
+    if tasks and (len(tasks) <= max_rows or not summaries):
+        out.print(metrics_table(tasks, title))
+    elif tasks:
+        out.print(f"{title}: {len(tasks)} tasks in the store (all of them with --json); summary:")
+    for row in summaries:
+        out.print(summary_table(row, title))
 
 
 def rows_to_json(rows: list[Any]) -> list[dict[str, Any]]:
@@ -282,7 +322,7 @@ def evaluate(
         print(json.dumps({"store": str(store), "ran": report.ran, "skipped": report.skipped,
                           "results": rows_to_json(report.rows)}, indent=2))
         return
-    console.print(metrics_table(report.rows, f"{ctx.card.name} on {ctx.dataset_key} (seed {seed})"))
+    print_results(console, report.rows, f"{ctx.card.name} on {ctx.dataset_key} (seed {seed})")
     console.print(f"ran {len(report.ran)} task(s), reused {len(report.skipped)} from the store: {store}")
 
 

@@ -33,15 +33,14 @@ class DemoRun:
 
     def evaluate(self, title: str, suites: list[str], checkpoint: Path | None = None, **options: Any) -> list[Any]:
         """Run ``suites`` on the demo model (or ``checkpoint``) with SuiteOptions overrides; print a table."""
-        from shiftlab.cli import metrics_table
+        from shiftlab.cli import print_results
 
         t0 = time.perf_counter()
         opts = replace(SuiteOptions(), **options)
         with Store(self.store_path) as db, self.make_progress() as progress:
             ctx = make_context(checkpoint or self.checkpoint, None, db, opts, progress=self.eval_progress(progress))
             report = run_suites(ctx, suites)
-        rows = [r for r in report.rows if r.id.task_key.endswith("summary") or len(report.rows) <= 12]
-        self.console.print(metrics_table(rows or report.rows[-12:], f"{title}: {ctx.card.name} on {ctx.dataset_key}"))
+        print_results(self.console, report.rows, f"{title}: {ctx.card.name} on {ctx.dataset_key}")
         self.timings[title] = time.perf_counter() - t0
         return report.rows
 

@@ -64,6 +64,15 @@ def fmnist_model(fmnist_checkpoint):
     return load_model(fmnist_checkpoint)
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module's tests with one torch thread (the per-image reference oracles are single-threaded)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(1234)

@@ -24,12 +24,7 @@ NON_MONOTONE = {("glass_blur", t) for t in TABLES} | {("frost", t) for t in TABL
     {("elastic_transform", "cifar"), ("elastic_transform", "tiny"), ("fog", "imagenet")}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

@@ -32,12 +32,7 @@ RANDOM = [n for n in SHIFTS.names() if not SHIFTS.meta(n).deterministic]
 LOOSE = {"spatter": 3.0, "frost": 2.0, "glass_blur": 2.0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def images224(dataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:

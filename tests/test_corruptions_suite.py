@@ -16,13 +16,7 @@ from shiftlab.evaluate import SuiteOptions, make_context, run_suites
 from shiftlab.shifts import SHIFTS
 from shiftlab.store import Store
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_suite_tasks_summary_and_mce(tmp_path, fmnist_checkpoint):
