@@ -240,12 +240,13 @@ def summary_table(row: Any, title: str) -> Table:
     items = list(dict.fromkeys(i for g in groups.values() for i in g))
     caption = "  ".join(f"{k} {_fmt(v)}" for k, v in plain.items()) or None
     table = Table(title=f"{title}: {row.id.task_key}", caption=caption)
-    across, down = (items, list(groups)) if len(items) <= len(groups) else (list(groups), items)
+    groups_down = len(items) <= len(groups)
+    across, down = (items, list(groups)) if groups_down else (list(groups), items)
     table.add_column("")
     for col in across:
         table.add_column(col, justify="right")
     for key in down:
-        cells = [groups[key].get(c) if key in groups else groups[c].get(key) for c in across]
+        cells = [groups[key].get(c) if groups_down else groups[c].get(key) for c in across]
         table.add_row(key, *(_fmt(v) for v in cells))
     return table
 

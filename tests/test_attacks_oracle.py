@@ -46,20 +46,26 @@ def ta_adv(attack, x, y) -> torch.Tensor:
     return torch.cat([attack(x[i:i + 250], y[i:i + 250]) for i in range(0, len(x), 250)])
 
 
+def ta_apgd_robust(model, x, y) -> torch.Tensor:
+    """Per-point robustness (clean-correct and still correct) under torchattacks' APGD-CE(100)."""
+    import torchattacks as ta
+
+    x1 = ta_adv(ta.APGD(model, norm="Linf", eps=EPS, steps=100, n_restarts=1, loss="ce", seed=0), x, y)
+    with torch.no_grad():
+        return (model(x).argmax(1) == y) & (model(x1).argmax(1) == y)
+
+
 def compare(model, x, y, n_queries: int) -> dict[str, tuple[float, float]]:
     """(shiftlab, torchattacks) robust accuracy after APGD-CE(100) and after the whole standard ensemble.
 
     Both ensembles run on the shrinking robust set, so the APGD-CE stage is shared with the
     APGD-CE comparison (torchattacks' APGD is the expensive part: it never stops early).
     """
-    import torchattacks as ta
 
     res = run_ensemble(model, x, y, ThreatModel("linf", EPS), ENSEMBLES.get("autoattack-standard"),
                        torch.Generator().manual_seed(0), budgets={"n_queries": n_queries})
     ours_apgd = float((res.clean_correct & torch.tensor([b != "apgd-ce" for b in res.broken_by])).float().mean())
-    x1 = ta_adv(ta.APGD(model, norm="Linf", eps=EPS, steps=100, n_restarts=1, loss="ce", seed=0), x, y)
-    with torch.no_grad():
-        robust = (model(x).argmax(1) == y) & (model(x1).argmax(1) == y)
+    robust = ta_apgd_robust(model, x, y)
     theirs_apgd = float(robust.float().mean())
     idx = robust.nonzero().flatten()
     if len(idx):
@@ -79,13 +85,10 @@ def check(results: dict[str, tuple[float, float]], n: int) -> None:
 
 
 def compare_apgd(model, x, y) -> dict[str, tuple[float, float]]:
-    import torchattacks as ta
-
     _, broken = run_attack("apgd-ce", model, x, y, ThreatModel("linf", EPS, steps=100), torch.Generator().manual_seed(0))
-    x1 = ta_adv(ta.APGD(model, norm="Linf", eps=EPS, steps=100, n_restarts=1, loss="ce", seed=0), x, y)
     with torch.no_grad():
         clean = model(x).argmax(1) == y
-        theirs = float((clean & (model(x1).argmax(1) == y)).float().mean())
+    theirs = float(ta_apgd_robust(model, x, y).float().mean())
     return {"apgd-ce": (float((clean & ~broken).float().mean()), theirs)}
 
 

@@ -70,18 +70,23 @@ class FrostParams:
     texture: torch.Tensor  # N×3×H×W float32 in [0, 1]
 
 
+def _standardize(t: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit standard deviation per image of an N×H×W field."""
+    return (t - t.mean((1, 2), keepdim=True)) / t.std((1, 2), keepdim=True).clamp_min(1e-6)
+
+
 def frost_texture(n: int, h: int, w: int, g: torch.Generator) -> torch.Tensor:
     """Procedural frost: fractal + crystal ridges, coloured like one of the five reference photographs."""
     size = ops.next_power_of_2(max(h, w))
     base = ops.plasma_fractal(n, size, 2.0, g)[:, :h, :w]
     ridge = 1 - (2 * ops.plasma_fractal(n, size, 1.6, g)[:, :h, :w] - 1).abs()
     field = base + ridge**4
-    field = (field - field.mean((1, 2), keepdim=True)) / field.std((1, 2), keepdim=True).clamp_min(1e-6)
+    field = _standardize(field)
     # the photographs keep about half their within-crop variance below 8 px (ice crystals): mix in
     # fine-grained seeded noise (Gaussian-smoothed, σ = 1.5 px at 224 px) with that share of the variance
     fine = torch.randn(field.shape, generator=g, device=g.device, dtype=field.dtype)
     fine = ops.gaussian_blur(fine[:, None], 1.5 * h / 224)[:, 0]
-    fine = (fine - fine.mean((1, 2), keepdim=True)) / fine.std((1, 2), keepdim=True).clamp_min(1e-6)
+    fine = _standardize(fine)
     field = (1 - FROST_FINE_SHARE) ** 0.5 * field + FROST_FINE_SHARE**0.5 * fine
     pick = torch.randint(0, len(FROST_PALETTE), (n,), generator=g, device=g.device)
     palette = torch.tensor(FROST_PALETTE, dtype=torch.float64, device=g.device)[pick]  # N×2×3
