@@ -66,11 +66,15 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
-    """``app.command`` with ``guarded`` applied: use it for every subcommand."""
+zoo_app = typer.Typer(help="shiftlab's own Fashion-MNIST models, one per training recipe", no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
+
+
+def command(*args: Any, group: typer.Typer = app, **kwargs: Any) -> Callable[[F], F]:
+    """``group.command`` (the main app by default) with ``guarded`` applied: use it for every subcommand."""
 
     def decorator(fn: F) -> F:
-        return app.command(*args, **kwargs)(guarded(fn))  # type: ignore[return-value]
+        return group.command(*args, **kwargs)(guarded(fn))  # type: ignore[return-value]
 
     return decorator
 
@@ -424,11 +428,170 @@ def corrupt(
 @command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), help="where the demo writes its model, store and report"),
+    limit: int = typer.Option(200, min=1, help="evaluate every model on the first N test images"),
 ) -> None:
-    """Train small-cnn on Fashion-MNIST and run the evaluation suites on it (the README's `make demo`)."""
+    """Train a quick small-cnn, run every suite on it and on the zoo, write the report (the README's `make demo`)."""
     from shiftlab.demo import run_demo
 
-    run_demo(out, console, make_progress, RichTrainProgress, RichEvalProgress)
+    run_demo(out, console, make_progress, RichTrainProgress, RichEvalProgress, limit)
+
+
+ZOO_DIR_OPTION = typer.Option(None, "--zoo", help="zoo directory (default: the repository's zoo/ or $SHIFTLAB_ZOO)")
+
+
+@command("train", group=zoo_app)
+def zoo_train(
+    only: str = typer.Option(None, help="comma-separated zoo names (default: every entry)"),
+    zoo: Path = ZOO_DIR_OPTION,
+    runs: Path = typer.Option(Path("runs"), help="training runs go to RUNS/zoo/<name> (resumable)"),
+    jobs: int = typer.Option(1, min=1, help="train this many entries at once, one thread each"),
+    threads: int = typer.Option(None, min=1, help="torch CPU threads for this process"),
+    data_root: Path = typer.Option(None, help="where Fashion-MNIST's files are"),
+) -> None:
+    """(Re)train zoo entries with their stored configuration and install their checkpoints."""
+    import subprocess
+
+    import torch
+
+    from shiftlab.zoo import ZOO, default_zoo_dir
+    from shiftlab.zoo.training import balance, train_entry
+
+    names = list(parse_list(only, str, "--only") or ZOO.names())
+    entries = [ZOO.get(n) for n in names]
+    zoo_dir = zoo or default_zoo_dir()
+    if jobs > 1:
+        groups = balance(entries, jobs)
+        base = [sys.executable, "-m", "shiftlab.cli", "zoo", "train", "--zoo", str(zoo_dir), "--runs", str(runs),
+                "--threads", "1"] + (["--data-root", str(data_root)] if data_root else [])
+        procs = [subprocess.Popen(base + ["--only", ",".join(e.name for e in g)]) for g in groups]
+        codes = [p.wait() for p in procs]
+        if any(codes):
+            raise UserError(f"zoo training failed in {sum(1 for c in codes if c)} worker(s); rerun to resume")
+        return
+    if threads:
+        torch.set_num_threads(threads)
+    for entry in entries:
+        with make_progress(TextColumn("{task.fields[stats]}")) as progress:
+            result = train_entry(entry, zoo_dir, runs, RichTrainProgress(progress), str(data_root) if data_root else None)
+        t = result.card.training
+        console.print(f"[green]zoo[/] {entry.name}: test accuracy {t['test_accuracy']:.4f}, "
+                      f"{t['train_seconds']:.0f}s training -> {zoo_dir / entry.name}")
+
+
+def zoo_headline_table(rows: list[Any], title: str) -> Table:
+    """The recipe × metric table of the zoo (percentages; "—" where not evaluated)."""
+    from shiftlab.zoo.evaluation import HEADLINE
+
+    table = Table(title=title)
+    for col in ("model", "recipe", "train s", *HEADLINE.values()):
+        table.add_column(col, justify="left" if col in ("model", "recipe") else "right")
+    for r in rows:
+        cells = [_fmt_pct(r.metrics[k]) for k in HEADLINE]
+        table.add_row(r.name, r.recipe, "—" if r.train_seconds is None else f"{r.train_seconds:.0f}", *cells)
+    return table
+
+
+def _fmt_pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.1f}"
+
+
+@command("list", group=zoo_app)
+def zoo_list(zoo: Path = ZOO_DIR_OPTION) -> None:
+    """Every zoo entry: its recipe, whether its checkpoint is here, and the headline metrics on its card."""
+    from shiftlab.zoo import ZOO, default_zoo_dir, installed
+    from shiftlab.zoo.evaluation import HEADLINE, ZooRow
+
+    zoo_dir = zoo or default_zoo_dir()
+    have = {zm.name: zm for zm in installed(zoo_dir)}
+    rows = []
+    for name in ZOO.names():
+        entry, zm = ZOO.get(name), have.get(name)
+        metrics = zm.card.metrics if zm else {}
+        rows.append(ZooRow(name, entry.recipe + "".join(f" {k}={v}" for k, v in entry.recipe_args.items()),
+                           zm.card.training.get("train_seconds") if zm else None,
+                           {k: metrics.get(k) for k in HEADLINE}))
+    protocol = next((zm.card.metrics.get("protocol") for zm in have.values() if zm.card.metrics), None)
+    console.print(zoo_headline_table(rows, f"shiftlab zoo ({len(have)}/{len(ZOO)} checkpoints in {zoo_dir})"))
+    if protocol:
+        console.print(f"metrics from the cards, measured on {protocol['dataset']} (seed {protocol['seed']}); "
+                      "`shiftlab zoo show NAME` for one model")
+
+
+@command("show", group=zoo_app)
+def zoo_show(name: str = typer.Argument(..., help="zoo entry (see `shiftlab zoo list`)"), zoo: Path = ZOO_DIR_OPTION) -> None:
+    """One zoo model's card: recipe, training configuration and history, headline metrics, fingerprint."""
+    from shiftlab.zoo import resolve
+
+    zm = resolve(name, zoo)
+    card, t = zm.card, zm.card.training
+    console.print(f"[bold]{name}[/] — {card.name}, {card.config.arch} on {card.dataset}; checkpoint {zm.path}")
+    console.print(f"recipe: {card.recipe.get('name')} {json.dumps(card.recipe.get('args', {}))}")
+    cfg = t.get("config", {})
+    console.print(f"training: {t.get('epochs_done')} epochs, {cfg.get('optimizer')} lr {cfg.get('lr') or 'default'}, "
+                  f"{cfg.get('schedule')}, batch {cfg.get('batch_size')}, seed {cfg.get('seed')}; "
+                  f"{t.get('train_seconds', 0):.0f}s; test accuracy {t.get('test_accuracy', float('nan')):.4f}")
+    if "selection" in t:
+        sel = t["selection"]
+        console.print(f"robust early stopping: kept epoch {sel['epoch']} by {sel['metric']} (score {sel['score']:.4f})")
+    history = Table(title="history")
+    keys = [k for k in ("epoch", "train_loss", "train_accuracy", "val_accuracy", "select_score", "seconds")
+            if any(k in row for row in t.get("history", []))]
+    for k in keys:
+        history.add_column(k, justify="right")
+    for row in t.get("history", []):
+        history.add_row(*[f"{row[k]:.0f}" if k in ("epoch", "seconds") and k in row else _fmt(row.get(k)) for k in keys])
+    console.print(history)
+    if card.metrics:
+        metrics = {k: v for k, v in card.metrics.items() if k != "protocol"}
+        console.print("headline metrics: " + ", ".join(f"{k} {_fmt_pct(v)}%" for k, v in metrics.items()))
+        console.print(f"protocol: {json.dumps(card.metrics.get('protocol'))}")
+    console.print(f"fingerprint {card.fingerprint}")
+
+
+@command("evaluate", group=zoo_app)
+def zoo_evaluate(
+    only: str = typer.Option(None, help="comma-separated zoo names (default: every installed entry)"),
+    zoo: Path = ZOO_DIR_OPTION,
+    store: Path = typer.Option(DEFAULT_STORE, help="SQLite results store"),
+    limit: int = typer.Option(1000, help="evaluate on the first N test images (0: the whole test set)"),
+    seed: int = typer.Option(0),
+    update_cards: bool = typer.Option(False, help="write the headline metrics (and protocol) into the zoo cards"),
+    as_json: bool = typer.Option(False, "--json", help="print the table and the checks as JSON"),
+) -> None:
+    """Run clean, corruptions, adversarial (APGD-CE Linf 0.1), calibration and OOD on every zoo model; resumable."""
+    from dataclasses import asdict
+
+    from shiftlab.store import Store
+    from shiftlab.zoo import installed
+    from shiftlab.zoo.checks import run_checks
+    from shiftlab.zoo.evaluation import evaluate_zoo, zoo_options, zoo_table
+    from shiftlab.zoo.evaluation import update_cards as write_cards
+
+    if limit < 0:
+        raise UserError(f"--limit must be a number of images (0 for all), got {limit}")
+    models = installed(zoo, list(parse_list(only, str, "--only")) if only else None)
+    if not models:
+        raise UserError(f"no zoo checkpoints in {zoo or 'the zoo directory'}; run `shiftlab zoo train` first")
+    options = zoo_options(limit or None, seed)
+    with Store(store) as db:
+        with make_progress() as progress:
+            overall = progress.add_task("zoo models", total=len(models), stats="")
+            evaluate_zoo(models, db, options, progress=lambda: RichEvalProgress(progress),
+                         on_model=lambda zm, s: progress.advance(overall))
+        rows = zoo_table(models, db, options)
+    if update_cards:
+        write_cards(models, rows, options)
+    pgd = next((zm.card.training for zm in models if zm.name == "pgd-at"), None)
+    checks = run_checks(rows, pgd)
+    if as_json:
+        print(json.dumps({"store": str(store), "rows": [asdict(r) for r in rows],
+                          "checks": [asdict(c) for c in checks]}, indent=2))
+        return
+    console.print(zoo_headline_table(rows, f"zoo on fashion-mnist{f'[:{limit}]' if limit else ''} (seed {seed})"))
+    for c in checks:
+        mark = {True: "[green]holds[/]", False: "[red]does not hold[/]", None: "[yellow]undecided[/]"}[c.holds]
+        console.print(f"{mark}  {escape(c.claim)}: {escape(c.detail)}")
+    console.print(f"results store: {store}; `shiftlab report --store {store}` for the HTML leaderboard")
 
 
 def main() -> None:

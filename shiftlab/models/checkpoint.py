@@ -37,6 +37,7 @@ class ModelCard:
     fingerprint: str = ""
     shiftlab_version: str = __version__
     strip_prefixes: tuple[str, ...] = ()
+    metrics: dict[str, Any] = field(default_factory=dict)  # headline results with their protocol (zoo cards)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +50,7 @@ class ModelCard:
             "training": self.training,
             "shiftlab_version": self.shiftlab_version,
             "strip_prefixes": list(self.strip_prefixes),
+            "metrics": self.metrics,
         }
 
     @classmethod
@@ -62,6 +64,7 @@ class ModelCard:
             fingerprint=str(d.get("fingerprint", "")),
             shiftlab_version=str(d.get("shiftlab_version", "")),
             strip_prefixes=tuple(d.get("strip_prefixes", ())),
+            metrics=dict(d.get("metrics", {})),
         )
 
 
@@ -98,8 +101,16 @@ def save_checkpoint(path: str | Path, model: nn.Module, card: ModelCard) -> Mode
     tmp = weights.with_suffix(".tmp")
     save_file(state, str(tmp), metadata={"format": CARD_FORMAT, "fingerprint": card.fingerprint})
     tmp.replace(weights)
-    card_path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    write_card(card_path, card)
     return card
+
+
+def write_card(path: str | Path, card: ModelCard) -> None:
+    """Write ``card`` as the JSON sidecar of a checkpoint directory or weights file (atomically)."""
+    card_path = _paths(Path(path))[1] if not str(path).endswith(".json") else Path(path)
+    tmp = card_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    tmp.replace(card_path)
 
 
 def _read_state(weights: Path) -> dict[str, torch.Tensor]:

@@ -5,7 +5,8 @@ Tasks:
 * ``calibration/clean``: ece, ece_adaptive, mce, classwise_ece, nll, brier, accuracy, each also with
   suffix ``_ts`` after temperature scaling (Guo et al. 2017, arXiv:1706.04599), plus ``temperature``;
   artifacts ``reliability`` and ``reliability_ts``.
-* ``calibration/<corruption>/<severity>``: the same metrics on corrupted test images, with the
+* ``calibration/<corruption>/<severity>``: the same metrics on corrupted test images (the very images
+  and logits of the corruptions suite's cell, via ``evaluate/corrupted.py``), with the
   temperature fitted on clean validation data (Ovadia et al. 2019, "Can You Trust Your Model's
   Uncertainty?", arXiv:1906.02530). Present only when ``shiftlab.shifts`` is importable.
 
@@ -25,6 +26,7 @@ import torch
 from shiftlab.calibrate import TemperatureFit, fit_temperature
 from shiftlab.errors import UserError
 from shiftlab.evaluate.classification import BatchTransform, collect_logits
+from shiftlab.evaluate.corrupted import corrupted_logits
 from shiftlab.evaluate.tasks import SUITES, EvalContext, Suite, Task, TaskResult
 from shiftlab.metrics import ECE, MCE, Accuracy, AdaptiveECE, BrierScore, ClasswiseECE, NegativeLogLikelihood
 from shiftlab.store import TaskRow
@@ -163,10 +165,10 @@ def build_calibration(ctx: EvalContext) -> list[Task]:
         result.metrics.update(val_nll=fit.nll_before, val_nll_ts=fit.nll_after, val_n=float(fit.n))
         return result
 
-    def run_shift(key: str, transform: BatchTransform) -> Any:
+    def run_shift(key: str, spec: CorruptionSpec) -> Any:
         def run(c: EvalContext) -> TaskResult:
             t = temperature(c)
-            return calibration_result(*collect_logits(c, transform, label=key), t)
+            return calibration_result(*corrupted_logits(c, spec.name, spec.severity, spec.table, label=key), t)
 
         return run
 
@@ -174,7 +176,7 @@ def build_calibration(ctx: EvalContext) -> list[Task]:
     tasks = [Task(f"{SUITE}/clean", SUITE, {**common, "shift": None}, run_clean)]
     for spec in corruption_grid(ctx):
         key = f"{SUITE}/{spec.name}/{spec.severity}"
-        tasks.append(Task(key, SUITE, {**common, **spec.params()}, run_shift(key, corruption_transform(ctx, key, spec))))
+        tasks.append(Task(key, SUITE, {**common, **spec.params()}, run_shift(key, spec)))
     return tasks
 
 

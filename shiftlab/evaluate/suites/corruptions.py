@@ -2,7 +2,8 @@
 "Benchmarking Neural Network Robustness to Common Corruptions and Perturbations" (arXiv:1903.12261).
 
 One task per (corruption, severity), key ``corruptions/<name>/<severity>``; each batch is corrupted with
-the generator derived from (seed, task key, batch index). The summary follows the paper:
+the generator derived from (seed, task key, batch index), through ``evaluate/corrupted.py`` (the images
+and logits are shared with the calibration suite and, for the images, across models). The summary follows the paper:
 CE_c = Σ_s E_{s,c} / Σ_s E^base_{s,c}; mCE = mean of CE_c over the 15 benchmark corruptions; relative
 CE_c = Σ_s (E_{s,c} − E_clean) / Σ_s (E^base_{s,c} − E^base_clean). The unnormalised mean corruption
 error (the CIFAR-10-C convention) is always reported.
@@ -14,9 +15,10 @@ import dataclasses
 from typing import Any
 
 from shiftlab.errors import UserError
-from shiftlab.evaluate.classification import evaluate_classification
+from shiftlab.evaluate.classification import classification_result
+from shiftlab.evaluate.corrupted import corrupted_logits, corruption_key, table_for
 from shiftlab.evaluate.tasks import SUITES, EvalContext, Suite, Task, TaskResult
-from shiftlab.shifts import SEVERITIES, SHIFTS, benchmark_names, resolve_table
+from shiftlab.shifts import SEVERITIES, SHIFTS, benchmark_names
 from shiftlab.store import TaskRow
 
 SUITE = "corruptions"
@@ -38,25 +40,14 @@ def chosen_severities(ctx: EvalContext) -> list[int]:
 
 
 def chosen_table(ctx: EvalContext) -> str:
-    h, w = ctx.data.info.image_size
-    return resolve_table(ctx.options.params, h, w)
-
-
-def task_key(name: str, severity: int, table: str, default_table: str) -> str:
-    """``corruptions/<name>/<severity>``; a table other than the one the image size picks is appended
-    as ``@<table>`` so that both can live in one store."""
-    suffix = "" if table == default_table else f"@{table}"
-    return f"{SUITE}/{name}/{severity}{suffix}"
+    return table_for(ctx)
 
 
 def make_task(ctx: EvalContext, name: str, severity: int, table: str) -> Task:
-    h, w = ctx.data.info.image_size
-    key = task_key(name, severity, table, resolve_table(None, h, w))
-    fn = SHIFTS.get(name)
+    key = corruption_key(ctx, name, severity, table)
 
     def run(c: EvalContext) -> TaskResult:
-        return evaluate_classification(
-            c, lambda x, y, i: fn(x, severity, c.generator(key, i), table), label=f"{name} s{severity}")
+        return classification_result(*corrupted_logits(c, name, severity, table, label=f"{name} s{severity}"))
 
     params = {"corruption": name, "family": SHIFTS.meta(name).family, "severity": severity,
               "table": table, "seed": ctx.options.seed}
