@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from shiftlab.evaluate import SuiteOptions, make_context, run_suites
+from shiftlab.evaluate.cache import EvalCache
 from shiftlab.store import Store
 from shiftlab.train import TrainConfig, train
 from shiftlab.zoo.evaluation import zoo_options
@@ -33,6 +34,7 @@ class DemoRun:
     eval_progress: Callable[[Any], Any]
     options: SuiteOptions = field(default_factory=lambda: zoo_options(DEMO_LIMIT))
     timings: dict[str, float] = field(default_factory=dict)
+    cache: EvalCache = field(default_factory=EvalCache.create)  # corrupted images/logits shared by the steps
 
     def evaluate(self, title: str, suites: list[str], checkpoint: Path | None = None, **options: Any) -> list[Any]:
         """Run ``suites`` on the demo model (or ``checkpoint``) with overrides of the demo protocol; print a table."""
@@ -41,7 +43,8 @@ class DemoRun:
         t0 = time.perf_counter()
         opts = replace(self.options, **options)
         with Store(self.store_path) as db, self.make_progress() as progress:
-            ctx = make_context(checkpoint or self.checkpoint, None, db, opts, progress=self.eval_progress(progress))
+            ctx = make_context(checkpoint or self.checkpoint, None, db, opts, progress=self.eval_progress(progress),
+                               cache=self.cache)
             report = run_suites(ctx, suites)
         print_results(self.console, report.rows, f"{title}: {ctx.card.name} on {ctx.dataset_key}")
         self.timings[title] = time.perf_counter() - t0

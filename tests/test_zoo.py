@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from shiftlab.cli import app
 from shiftlab.evaluate import make_context, run_suites
-from shiftlab.evaluate.corrupted import CORRUPTED, LOGITS
+from shiftlab.evaluate.cache import EvalCache
 from shiftlab.models import load_model
 from shiftlab.store import Store
 from shiftlab.train import RECIPES
@@ -133,21 +133,18 @@ def test_zoo_evaluate_runs_every_suite_resumes_and_updates_cards(tmp_path, fmnis
 
 def test_corruption_and_calibration_suites_share_images_and_cache_changes_nothing(tmp_path, fmnist_checkpoint):
     options = replace(zoo_options(96), corruptions=("gaussian_noise", "frost"), severities=(2, 5), batch_size=32)
-    results = []
-    for cached in (True, False):
-        CORRUPTED.clear()
-        LOGITS.clear()
-        CORRUPTED.max_bytes = 2**30 if cached else 0
-        LOGITS.max_bytes = 2**30 if cached else 0
-        try:
-            with Store(tmp_path / f"{cached}.db") as db:
-                ctx = make_context(fmnist_checkpoint, None, db, options)
-                run_suites(ctx, ["corruptions", "calibration"])
-                results.append({r.id.task_key: {k: v for k, v in r.metrics.items() if k != "seconds"}
-                                for r in db.tasks()})
-        finally:
-            CORRUPTED.max_bytes = LOGITS.max_bytes = 2**30
+    results, caches = [], []
+    for budget in (2**30, 0):
+        cache = EvalCache.create(budget)
+        with Store(tmp_path / f"{budget}.db") as db:
+            ctx = make_context(fmnist_checkpoint, None, db, options, cache=cache)
+            run_suites(ctx, ["corruptions", "calibration"])
+            results.append({r.id.task_key: {k: v for k, v in r.metrics.items() if k != "seconds"}
+                            for r in db.tasks()})
+        caches.append(cache)
     with_cache, without = results
+    assert caches[0].logits.hits == 4, "each calibration cell reused the corruptions cell's logits"
+    assert caches[1].logits.hits == caches[1].images.hits == 0
     assert with_cache == without
     for name in ("gaussian_noise", "frost"):
         for s in (2, 5):

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from shiftlab.data import load_dataset
+from shiftlab.evaluate.cache import EvalCache
 from shiftlab.evaluate.tasks import SUITES, EvalContext, NullProgress, Progress, SuiteOptions, Task
 from shiftlab.models import load_model
 from shiftlab.store import Store, TaskRow
@@ -58,8 +59,10 @@ def make_context(
     device: str = "cpu",
     data_root: str | Path | None = None,
     progress: Progress | None = None,
+    cache: EvalCache | None = None,
 ) -> EvalContext:
-    """Load the model and the test split and register the model in the store."""
+    """Load the model and the test split and register the model in the store; ``cache`` (default: a
+    fresh one) may be shared by the contexts of several models evaluated on the same data."""
     model, card = load_model(checkpoint, device=device)
     name = dataset or card.dataset
     root = Path(data_root).expanduser() if data_root is not None else None
@@ -75,6 +78,7 @@ def make_context(
         run_id=uuid.uuid4().hex,
         data_root=root,
         progress=progress or NullProgress(),
+        cache=cache if cache is not None else EvalCache.create(),
     )
     check_compatible(ctx)
     register_model(store, ctx, str(checkpoint))

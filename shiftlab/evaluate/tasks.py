@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from shiftlab.data import ImageDataset, iterate_batches, load_dataset, num_batches
+from shiftlab.evaluate.cache import EvalCache
 from shiftlab.models import ModelCard
 from shiftlab.registry import Registry
 from shiftlab.seeding import make_generator
@@ -89,6 +90,7 @@ class EvalContext:
     run_id: str
     data_root: Path | None = None
     progress: Progress = field(default_factory=NullProgress)
+    cache: EvalCache = field(default_factory=EvalCache.create)
     _splits: dict[str, ImageDataset] = field(default_factory=dict)
 
     @property

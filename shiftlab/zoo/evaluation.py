@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shiftlab.evaluate import SuiteOptions, make_context, run_suites
+from shiftlab.evaluate.cache import EvalCache
 from shiftlab.models.checkpoint import read_card, write_card
 from shiftlab.report.gather import gather
 from shiftlab.report.leaderboard import build_leaderboard
@@ -45,9 +46,10 @@ def evaluate_zoo(models: list[ZooModel], store: Store, options: SuiteOptions, su
     ``progress()`` returns a fresh evaluation progress per model; ``on_model(model, seconds)`` is
     called after each.
     """
+    cache = EvalCache.create()  # every model sees the same corrupted batches: generate each once
     for zm in models:
         t0 = time.perf_counter()
-        ctx = make_context(zm.path, None, store, options, progress=progress() if progress else None)
+        ctx = make_context(zm.path, None, store, options, progress=progress() if progress else None, cache=cache)
         run_suites(ctx, list(suites))
         if on_model is not None:
             on_model(zm, time.perf_counter() - t0)
