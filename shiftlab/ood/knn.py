@@ -44,7 +44,10 @@ class KNN(Detector):
 
     def fit(self, model: nn.Module, train_data: ImageDataset, *, batch_size: int = 256,
             device: torch.device | str = "cpu") -> KNN:
-        feats, _ = collect_features(model, train_data, batch_size, device, self.layer)
+        return self.fit_features(*collect_features(model, train_data, batch_size, device, self.layer))
+
+    def fit_features(self, feats: torch.Tensor, labels: torch.Tensor) -> KNN:
+        """Fit on training features already computed at ``self.layer`` (labels unused)."""
         if feats.shape[0] < self.k:
             raise ValueError(f"KNN bank has {feats.shape[0]} features, fewer than k = {self.k}")
         self.bank = F.normalize(feats.float(), dim=1)

@@ -52,7 +52,10 @@ class Mahalanobis(Detector):
 
     def fit(self, model: nn.Module, train_data: ImageDataset, *, batch_size: int = 256,
             device: torch.device | str = "cpu") -> Mahalanobis:
-        feats, labels = collect_features(model, train_data, batch_size, device, self.layer)
+        return self.fit_features(*collect_features(model, train_data, batch_size, device, self.layer))
+
+    def fit_features(self, feats: torch.Tensor, labels: torch.Tensor) -> Mahalanobis:
+        """Fit class means and the shared covariance on training features computed at ``self.layer``."""
         classes = labels.unique()
         means = torch.stack([feats[labels == c].mean(0) for c in classes])
         centred = feats - means[torch.searchsorted(classes, labels)]

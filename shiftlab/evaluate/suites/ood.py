@@ -33,6 +33,7 @@ from shiftlab.metrics.ood import (
     roc_points,
 )
 from shiftlab.ood import DETECTORS, Detector, LogitDetector, fit_subset
+from shiftlab.ood.mahalanobis import collect_features
 from shiftlab.seeding import make_generator
 from shiftlab.store import TaskRow
 
@@ -132,14 +133,22 @@ class _RunCache:
         self.sets: dict[str, ImageDataset] = {}
         self.logits: dict[str, torch.Tensor] = {}
         self.in_scores: dict[str, torch.Tensor] = {}
+        self.train_features: dict[str | None, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def detector(self, c: EvalContext, name: str) -> Detector:
         if name not in self.detectors:
             det = DETECTORS.get(name)()
             if det.needs_fit:
                 gen = make_generator(c.options.seed, SUITE, "fit-subset")
-                det.fit(c.model, fit_subset(c.split("train"), FIT_SUBSET, gen),
-                        batch_size=c.options.batch_size, device=c.device)
+                subset = fit_subset(c.split("train"), FIT_SUBSET, gen)
+                if hasattr(det, "fit_features"):  # feature detectors share one pass over the fit subset
+                    layer = getattr(det, "layer", None)
+                    if layer not in self.train_features:
+                        self.train_features[layer] = collect_features(c.model, subset, c.options.batch_size,
+                                                                      c.device, layer)
+                    det.fit_features(*self.train_features[layer])
+                else:
+                    det.fit(c.model, subset, batch_size=c.options.batch_size, device=c.device)
             self.detectors[name] = det
         return self.detectors[name]
 
