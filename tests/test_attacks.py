@@ -13,11 +13,17 @@ from shiftlab.attacks import (
     ENSEMBLES,
     Norm,
     ThreatModel,
+    assert_in_threat_set,
+    attack_mode,
     check_model,
     norm_ops,
     run_attack,
     run_ensemble,
 )
+from shiftlab.attacks.apgd import apgd_targeted
+from shiftlab.attacks.fab import fab_targeted
+from shiftlab.attacks.square import _propose_linf
+from shiftlab.attacks.targets import over_targets, target_ranks
 from shiftlab.errors import UserError
 
 NORM_EPS = [("linf", 0.05), ("linf", 0.3), ("l2", 0.5), ("l2", 3.0)]
@@ -158,3 +164,111 @@ def test_sanity_checks_flag_broken_models() -> None:
     assert not check_model(base, x, y, 9, targeted=True).enough_classes
     with pytest.raises(UserError):
         check_model(tiny_model(0, classes=3), x, y % 3, 2, targeted=True)
+
+
+def test_over_targets_tries_every_target_until_broken() -> None:
+    """Batched targets: each robust image meets every rank once (same seed per pair whatever the
+    schedule); a broken image leaves with all its copies."""
+    logits = torch.randn(5, 10, generator=torch.Generator().manual_seed(0))
+    x = torch.arange(5.0).view(5, 1, 1, 1).expand(5, 1, 2, 2).contiguous()
+    seen: dict[int, dict[tuple[int, int], int]] = {}
+
+    def recording(calls: list, seeds_of: dict):
+        def attack(owner: torch.Tensor, target: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            calls.append(list(zip(owner.tolist(), target.tolist(), strict=True)))
+            seeds_of.update(zip(calls[-1], seeds, strict=True))
+            # image 1 falls to its 2nd-ranked target, image 3 to its 4th; 0.5 marks the breaking copy
+            br = ((owner == 1) & (target == target_ranks(logits, 3)[owner])) | \
+                 ((owner == 3) & (target == target_ranks(logits, 5)[owner]))
+            return x[owner] + 0.5 * br.view(-1, 1, 1, 1), br
+        return attack
+
+    for max_pairs in (1, 12, 256):
+        calls: list[list[tuple[int, int]]] = []
+        seeds_of: dict[tuple[int, int], int] = {}
+        x_adv, broken = over_targets(recording(calls, seeds_of), x, logits, 6, torch.Generator().manual_seed(3),
+                                     max_pairs)
+        assert broken.tolist() == [False, True, False, True, False]
+        assert torch.equal(x_adv[broken], x[broken] + 0.5) and torch.equal(x_adv[~broken], x[~broken])
+        pairs = [p for c in calls for p in c]
+        assert len(pairs) == len(set(pairs))
+        for i in (0, 2, 4):  # unbroken: every one of the 6 ranks, in rank order across waves
+            assert [t for o, t in pairs if o == i] == [int(target_ranks(logits[i:i + 1], r)) for r in range(2, 8)]
+        # waves: as many ranks as max_pairs // (images still robust) allows, at least one
+        ranks_per_call = [len({t for o, t in c if o == 0}) for c in calls]
+        assert ranks_per_call == {1: [1] * 6, 12: [2, 3, 1], 256: [6]}[max_pairs]
+        owners = [o for o, _ in pairs]
+        assert (owners.count(1), owners.count(3)) == {1: (2, 4), 12: (2, 5), 256: (6, 6)}[max_pairs]
+        seen[max_pairs] = seeds_of
+    # the seed of a pair does not depend on the schedule (same random start batched or not)
+    assert len(seen[1]) == 24 and set(seen[1]) <= set(seen[12]) <= set(seen[256])
+    assert all(seen[1][p] == seen[12][p] == seen[256][p] for p in seen[1])
+
+
+@pytest.mark.parametrize("name", ["apgd-t", "fab-t"])
+def test_batched_targets_match_sequential_on_trained_model(name: str, fmnist_model, fmnist_test) -> None:
+    """All targets in one batch: in the threat set, deterministic, breaks at least as many points as one by one."""
+    model, _ = fmnist_model
+    x, y = fmnist_test.get_batch(torch.arange(64))
+    threat = ThreatModel("linf", 0.04, steps=10, n_target_classes=3)
+    run = apgd_targeted if name == "apgd-t" else fab_targeted
+    with torch.no_grad():
+        keep = model(x).argmax(1) == y
+    x, y = x[keep], y[keep]
+    with attack_mode(model, x):
+        seq_x, seq = run(model, x, y, threat, torch.Generator().manual_seed(0), max_pairs=1)
+        bat_x, bat = run(model, x, y, threat, torch.Generator().manual_seed(0), max_pairs=256)
+        again_x, again = run(model, x, y, threat, torch.Generator().manual_seed(0), max_pairs=256)
+        pred = model(bat_x).argmax(1)
+    assert torch.equal(bat_x, again_x) and torch.equal(bat, again)
+    assert_in_threat_set(bat_x, x, threat)
+    assert bool((pred[bat] != y[bat]).all()) and torch.equal(bat_x[~bat], x[~bat])
+    assert 0 < int(seq.sum()) < len(x)  # the comparison means something: neither side trivial
+    assert int(bat.sum()) >= int(seq.sum()), (int(bat.sum()), int(seq.sum()))
+
+
+def test_square_linf_proposal_always_changes_the_window() -> None:
+    """A query that leaves an image unchanged is wasted: Linf signs are redrawn for such images."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 3, 8, 8, generator=g)
+    x[:, :, :4] = 0.0  # box-clipped rows: one sign leaves them at the edge
+    ops = norm_ops(ThreatModel("linf", 0.1))
+    x_best = ops.random_init(x, g)
+    x_best = torch.where(torch.rand(64, 3, 1, 1, generator=g) < 0.5, ops.project(x + 0.1, x), ops.project(x - 0.1, x))
+    for s, vh, vw in ((1, 0, 0), (2, 1, 3), (3, 5, 5)):
+        new = _propose_linf(x, x_best, s, vh, vw, ops, g)
+        changed = (new - x_best).flatten(1).abs().amax(1) > 0
+        assert bool(changed.all())
+        outside = new.clone()
+        outside[:, :, vh:vh + s, vw:vw + s] = x_best[:, :, vh:vh + s, vw:vw + s]
+        assert torch.equal(outside, x_best)
+        assert_in_threat_set(new, x, ThreatModel("linf", 0.1))
+
+
+def test_attack_mode_restores_parameter_storage() -> None:
+    """The channels-last layout inside an attack is invisible to the caller afterwards."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 5))
+    x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    before = [(p.data_ptr(), p.stride()) for p in model.parameters()]
+    with torch.no_grad():
+        ref = model(x)
+    with attack_mode(model, x):
+        assert model[2].weight.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(model(x), ref)
+    run_attack("apgd-ce", model, x, ref.argmax(1), ThreatModel("linf", 0.1, steps=3), torch.Generator())
+    assert [(p.data_ptr(), p.stride()) for p in model.parameters()] == before
+
+    class ViewsActivations(nn.Module):  # breaks in channels-last: the layout must be left alone
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.head = nn.Conv2d(3, 4, 3), nn.Linear(4 * 6 * 6, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.conv(x).view(len(x), -1))
+
+    viewing = ViewsActivations()
+    with attack_mode(viewing, x):
+        assert viewing.conv.weight.is_contiguous()
+    x_adv, _ = run_attack("apgd-ce", viewing, x, viewing(x).argmax(1), ThreatModel("linf", 0.1, steps=3),
+                          torch.Generator())
+    assert x_adv.shape == x.shape

@@ -7,7 +7,8 @@ by 0.03·N_iter down to 0.06·N_iter; at a checkpoint the step of a point is hal
 restarted from its best iterate) if the loss increased in at most 75 % of the last k steps, or if
 the step was not halved at the last checkpoint and the best loss has not improved since;
 momentum 0.75 (none on the first step). APGD-T maximises the targeted DLR loss towards each of the
-``n_target_classes`` highest non-true logits in turn, on the points still robust.
+``n_target_classes`` highest non-true logits, on the points still robust; the targets of the few
+points left are attacked in one batch (``attacks/targets.py``).
 
 Args (from ``ThreatModel``): norm, eps, steps (default 100), restarts (default 1),
 n_target_classes (APGD-T, default 9). Shape: N×C×H×W in [0, 1].
@@ -25,7 +26,8 @@ from torch import nn
 
 from shiftlab.attacks.base import ATTACKS, AttackMeta
 from shiftlab.attacks.engine import RuleState, StepRule, gradient_ascent
-from shiftlab.attacks.losses import LossFn, cross_entropy, target_ranks, targeted_dlr
+from shiftlab.attacks.losses import LossFn, cross_entropy, targeted_dlr
+from shiftlab.attacks.targets import MAX_PAIRS, over_targets
 from shiftlab.attacks.threat import NormOps, ThreatModel, norm_ops
 
 MOMENTUM = 0.75
@@ -112,18 +114,28 @@ class APGDRule(StepRule):
 
 
 def apgd_run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, generator: torch.Generator,
-             loss_fn: LossFn, target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """APGD with ``threat.restarts`` random restarts, each on the points not yet broken."""
+             loss_fn: LossFn, target: torch.Tensor | None = None, groups: torch.Tensor | None = None,
+             seeds: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """APGD with ``threat.restarts`` random restarts, each on the points not yet broken.
+
+    ``groups`` (optional, per point): points of one group stop together once one is broken, and a
+    restart skips every group already broken (the target copies of one image). ``seeds`` (optional,
+    per point): restart r of point j starts from seed ``seeds[j] + r`` instead of ``generator``.
+    """
     ops = norm_ops(threat)
     x_adv = x.clone()
     broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    for _ in range(threat.restarts):
-        todo = (~broken).nonzero().flatten()
+    for restart in range(threat.restarts):
+        done = broken if groups is None else torch.isin(groups, groups[broken])
+        todo = (~done).nonzero().flatten()
         if len(todo) == 0:
             break
         xs = x[todo]
-        res = gradient_ascent(model, xs, y[todo], ops.random_init(xs, generator), ops, loss_fn, threat.steps,
-                              APGDRule(threat.eps, threat.steps), None if target is None else target[todo])
+        start = ops.random_init(xs, generator) if seeds is None else \
+            ops.random_init_seeded(xs, [seeds[j] + restart for j in todo.tolist()])
+        res = gradient_ascent(model, xs, y[todo], start, ops, loss_fn, threat.steps,
+                              APGDRule(threat.eps, threat.steps), None if target is None else target[todo],
+                              groups=None if groups is None else groups[todo])
         x_adv[todo] = res.x_adv
         broken[todo] = res.broken
     return x_adv, broken
@@ -135,20 +147,21 @@ def apgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatMo
     return apgd_run(model, x, y, threat, generator, cross_entropy)
 
 
+def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+                  generator: torch.Generator, max_pairs: int = MAX_PAIRS) -> tuple[torch.Tensor, torch.Tensor]:
+    """APGD-T over the top ``n_target_classes`` non-true classes; ``max_pairs=1`` runs them one by one."""
+    with torch.no_grad():
+        logits = model(x)
+    n_targets = min(threat.n_target_classes, logits.shape[1] - 1)
+
+    def attack(owner: torch.Tensor, target: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return apgd_run(model, x[owner], y[owner], threat, generator, targeted_dlr, target, owner, seeds)
+
+    return over_targets(attack, x, logits, n_targets, generator, max_pairs)
+
+
 @ATTACKS.register("apgd-t", meta=AttackMeta("auto-PGD on the targeted DLR loss, top non-true classes",
                                             "Croce & Hein 2020", "2003.01690", targeted=True))
 def apgd_t(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.no_grad():
-        logits = model(x)
-    n_targets = min(threat.n_target_classes, logits.shape[1] - 1)
-    x_adv = x.clone()
-    broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    for rank in range(2, n_targets + 2):
-        todo = (~broken).nonzero().flatten()
-        if len(todo) == 0:
-            break
-        xa, br = apgd_run(model, x[todo], y[todo], threat, generator, targeted_dlr, target_ranks(logits[todo], rank))
-        x_adv[todo] = xa
-        broken[todo] = br
-    return x_adv, broken
+    return apgd_targeted(model, x, y, threat, generator)

@@ -52,13 +52,49 @@ def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @contextlib.contextmanager
-def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode with frozen parameters; restore the caller's state in ``finally``."""
+def channels_last(model: nn.Module, probe: torch.Tensor | None) -> Iterator[bool]:
+    """4-D parameters and buffers (conv weights) in channels-last layout inside the block.
+
+    Convolutions and pooling on CPU run about 1.5× faster in this layout at attack batch sizes (the
+    forward passes are nearly all an attack's time). The layout is kept only if the model gives the
+    same logits on ``probe`` (one image) both ways; a model that cannot run in it (``.view`` on a
+    channels-last activation) or no probe leaves the layout alone. Each tensor's original storage is
+    put back in ``finally``, so the caller sees the same parameters afterwards. Yields whether the
+    layout is in use.
+    """
+    fmt = torch.channels_last
+    swapped = [(t, t.data) for t in [*model.parameters(), *model.buffers()]
+               if t.dim() == 4 and not t.is_contiguous(memory_format=fmt)] if probe is not None else []
+    try:
+        if swapped:
+            with torch.no_grad():
+                ref = model(probe)
+                for t, data in swapped:
+                    t.data = data.contiguous(memory_format=fmt)
+                try:
+                    same = bool(torch.allclose(model(probe), ref, rtol=1e-4, atol=1e-5))
+                except RuntimeError:
+                    same = False
+            if not same:
+                for t, data in swapped:
+                    t.data = data
+                swapped = []
+        yield bool(swapped)
+    finally:
+        for t, data in swapped:
+            t.data = data
+
+
+@contextlib.contextmanager
+def attack_mode(model: nn.Module, probe: torch.Tensor | None = None) -> Iterator[nn.Module]:
+    """Eval mode and frozen parameters (channels-last layout if ``probe`` images allow it, see
+    ``channels_last``); the caller's state restored in ``finally``."""
     modes = [(m, m.training) for m in model.modules()]
     try:
         with frozen_parameters(model):
             model.eval()
-            yield model
+            with channels_last(model, probe[:1] if probe is not None and len(probe) else None):
+                yield model
     finally:
         for m, mode in modes:
             m.training = mode
@@ -115,7 +151,7 @@ def run_attack(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, th
         raise UserError(f"attack {name!r} supports norms {[n.value for n in meta.norms]}, not {threat.norm.value}")
     x_adv = x.clone()
     broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    with attack_mode(model):
+    with attack_mode(model, x):
         if active is None:
             active = predict(model, x, batch_size) == y
         idx = active.nonzero().flatten()

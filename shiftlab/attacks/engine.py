@@ -14,6 +14,8 @@ Per-sample stopping (keyword options, defaults = evaluation):
   statistics, AdvProp's auxiliary BN) and freezes stopped points by masking their step.
 - ``keep_best``: unbroken points return their best-loss iterate (evaluation); ``False`` returns each
   point's last iterate (training) and skips the final forward.
+- ``groups``: points with the same group id stop together as soon as one of them stops (batched
+  targets: the copies of one image aimed at different target classes, ``attacks/targets.py``).
 """
 
 from __future__ import annotations
@@ -76,23 +78,26 @@ class EngineResult:
 
 def gradient_ascent(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_init: torch.Tensor, ops: NormOps,
                     loss_fn: LossFn, steps: int, rule: StepRule, target: torch.Tensor | None = None, *,
-                    patience: int | None = 0, compact: bool = True, keep_best: bool = True) -> EngineResult:
+                    patience: int | None = 0, compact: bool = True, keep_best: bool = True,
+                    groups: torch.Tensor | None = None) -> EngineResult:
     """Maximise ``loss_fn`` over the threat set from ``x_init`` for ``steps`` iterations.
 
     ``target`` is the per-sample context handed to ``loss_fn`` (target classes of APGD-T, clean
     probabilities of the TRADES KL); it follows the active set. Returns per point: the iterate at
     which it stopped (with ``patience=0``: the first misclassifying one), else the best-loss iterate
-    (``keep_best``) or the last one. See the module docstring for ``patience``/``compact``/``keep_best``.
+    (``keep_best``) or the last one. See the module docstring for ``patience``/``compact``/``keep_best``/
+    ``groups`` (which needs ``compact``).
 
     Shape: x, x_init N×C×H×W in [0, 1]; y (N,); target (N, ...). The model must already be in the
     mode the caller wants (``attack_mode`` for evaluation) with parameters not requiring grad.
     """
+    assert groups is None or compact, "groups stop together by leaving the batch: needs compact=True"
     n = len(x)
     out_x = x_init.clone()
     best_loss = torch.full((n,), float("-inf"), device=x.device)
     broken = torch.zeros(n, dtype=torch.bool, device=x.device)
     idx = torch.arange(n, device=x.device)
-    xs, ys, ts, x_adv = x, y, target, x_init
+    xs, ys, ts, gs, x_adv = x, y, target, groups, x_init
     left = torch.full((n,), patience if patience is not None else 0, device=x.device)  # misclassified steps left
     frozen = torch.zeros(n, dtype=torch.bool, device=x.device)  # stopped but kept (compact=False)
     logits, loss, grad = logits_and_grad(model, x_adv, ys, loss_fn, ts)
@@ -118,12 +123,15 @@ def gradient_ascent(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_init: 
         if patience is not None and hit.any():
             left = torch.where(hit, left - 1, left)
             stop = left < 0
+            if gs is not None:
+                stop = torch.isin(gs, gs[stop])
             if compact:
                 out_x[idx[stop]] = x_adv[stop]
                 keep = ~stop
                 idx, xs, ys, x_adv, grad, loss = idx[keep], xs[keep], ys[keep], x_adv[keep], grad[keep], loss[keep]
                 left, frozen = left[keep], frozen[keep]
                 ts = ts[keep] if ts is not None else None
+                gs = gs[keep] if gs is not None else None
                 state.keep(keep)
             else:
                 frozen = stop

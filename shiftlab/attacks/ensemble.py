@@ -8,7 +8,8 @@ a list of ``(attack_name, budget overrides)`` pairs applied to the caller's ``Th
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -43,12 +44,14 @@ def ensemble_spec(name: str) -> EnsembleSpec:
 
 @dataclass
 class EnsembleResult:
-    """Per-point outcome: adversarial images, clean correctness, robustness, and the breaking attack."""
+    """Per-point outcome: adversarial images, clean correctness, robustness, and the breaking attack;
+    ``seconds``: wall time of each attack that ran."""
 
     x_adv: torch.Tensor
     clean_correct: torch.Tensor
     robust: torch.Tensor
     broken_by: list[str | None]
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def robust_accuracy(self) -> float:
@@ -63,16 +66,19 @@ def run_ensemble(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Thr
     Args:
         budgets: optional overrides applied on top of every step's budgets (e.g. fewer Square queries).
     """
-    with attack_mode(model):
+    with attack_mode(model, x):
         clean = predict(model, x, batch_size) == y
         robust = clean.clone()
         x_adv = x.clone()
         broken_by: list[str | None] = [None] * len(x)
+        seconds: dict[str, float] = {}
         for name, overrides in spec:
             if not robust.any():
                 break
             t = dataclasses.replace(threat, **{**dict(overrides), **(budgets or {})})
+            start = time.perf_counter()
             xa, broken = run_attack(name, model, x, y, t, generator, batch_size, active=robust)
+            seconds[name] = time.perf_counter() - start
             x_adv[broken] = xa[broken]
             for i in broken.nonzero().flatten().tolist():
                 broken_by[i] = name
@@ -80,4 +86,4 @@ def run_ensemble(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Thr
         final = predict(model, x_adv, batch_size) == y
     assert torch.equal(final & clean, robust), "a point reported broken is classified correctly"
     assert_in_threat_set(x_adv, x, threat)
-    return EnsembleResult(x_adv, clean, robust, broken_by)
+    return EnsembleResult(x_adv, clean, robust, broken_by, seconds)

@@ -5,8 +5,10 @@ attack", arXiv:1907.02044. Each iteration linearises f_y − f_t at the current 
 the current point and the original image onto that hyperplane ∩ [0, 1] (``NormOps.hyperplane_step``),
 takes a convex combination biased towards the original (α ≤ α_max = 0.1) with overshoot η = 1.05,
 and when it finds an adversarial point, records it if smaller and pulls back towards the original
-by β = 0.9. A point counts as broken only if its smallest adversarial perturbation is within eps.
-Targets: the ``n_target_classes`` highest non-true logits, each tried on the points still robust.
+by β = 0.9. A point counts as broken only if its smallest adversarial perturbation is within eps,
+so a point stops as soon as it has one (what it would find later is only smaller).
+Targets: the ``n_target_classes`` highest non-true logits, each tried on the points still robust; the
+targets of the few points left are attacked in one batch (``attacks/targets.py``).
 
 Args (from ``ThreatModel``): norm, eps, steps (default 100), restarts (default 1; restarts after
 the first start at a random point), n_target_classes (default 9). Shape: N×C×H×W in [0, 1].
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from shiftlab.attacks.base import ATTACKS, AttackMeta
-from shiftlab.attacks.losses import target_ranks
+from shiftlab.attacks.targets import MAX_PAIRS, over_targets
 from shiftlab.attacks.threat import NormOps, ThreatModel, norm_ops
 
 ALPHA_MAX = 0.1
@@ -38,53 +40,78 @@ def _boundary_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 
 def fab_single(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor, ops: NormOps,
-               steps: int, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One FAB run towards ``target``: (smallest adversarial point found, its norm; inf if none)."""
-    n = len(x)
-    x0 = x.flatten(1)
-    x1 = start.flatten(1).clone()
-    best = x0.clone()
+               steps: int, start: torch.Tensor, eps: float = 0.0,
+               groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One FAB run towards ``target``: (smallest adversarial point found, its norm; inf if none).
+
+    A point whose smallest adversarial perturbation is within ``eps`` leaves the batch (with the
+    other points of its ``groups`` id, if given); ``eps=0`` runs every point for all ``steps``.
+    """
+    n, shape = len(x), x.shape[1:]
+    x0_all = x.flatten(1)
+    best = x0_all.clone()
     best_norm = torch.full((n,), float("inf"), device=x.device)
+    idx = torch.arange(n, device=x.device)
+    gs = idx if groups is None else groups
+    x0, x1, ys, ts = x0_all, start.flatten(1).clone(), y, target
     for _ in range(steps):
-        gap, grad = _boundary_gap(model, x1.view_as(x), y, target)
+        gap, grad = _boundary_gap(model, x1.view(-1, *shape), ys, ts)
         w = grad.flatten(1)
         b = (w * x1).sum(1) - gap  # linearised boundary: w·z = b
+        m = len(x1)
         both = ops.hyperplane_step(torch.cat([x1, x0]), torch.cat([w, w]), torch.cat([b, b]))
-        d1, d2 = both[:n], both[n:]
+        d1, d2 = both[:m], both[m:]
         a1 = ops.norm_of(d1).clamp_min(1e-8)
         a2 = ops.norm_of(d2).clamp_min(1e-8)
         alpha = (a1 / (a1 + a2)).clamp(0.0, ALPHA_MAX)[:, None]
         x1 = ops.clip_box((x1 + ETA * d1) * (1 - alpha) + (x0 + ETA * d2) * alpha)
         with torch.no_grad():
-            adv = model(x1.view_as(x)).argmax(1) != y
-        if adv.any():
-            dist = ops.norm_of(x1 - x0)
-            smaller = adv & (dist < best_norm)
-            best[smaller] = x1[smaller]
-            best_norm[smaller] = dist[smaller]
-            x1[adv] = x0[adv] + (x1[adv] - x0[adv]) * BETA
+            adv = model(x1.view(-1, *shape)).argmax(1) != ys
+        if not adv.any():
+            continue
+        dist = ops.norm_of(x1 - x0)
+        smaller = adv & (dist < best_norm[idx])
+        best[idx[smaller]] = x1[smaller]
+        best_norm[idx[smaller]] = dist[smaller]
+        x1 = torch.where(adv[:, None], x0 + (x1 - x0) * BETA, x1)
+        done = best_norm[idx] <= eps
+        if done.any():
+            keep = ~torch.isin(gs, gs[done])
+            idx, gs, x0, x1, ys, ts = idx[keep], gs[keep], x0[keep], x1[keep], ys[keep], ts[keep]
+            if len(idx) == 0:
+                break
     return best.view_as(x), best_norm
+
+
+def fab_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+                 generator: torch.Generator, max_pairs: int = MAX_PAIRS) -> tuple[torch.Tensor, torch.Tensor]:
+    """FAB-T over the top ``n_target_classes`` non-true classes; ``max_pairs=1`` runs them one by one."""
+    ops = norm_ops(threat)
+    with torch.no_grad():
+        logits = model(x)
+    n_targets = min(threat.n_target_classes, logits.shape[1] - 1)
+
+    def attack(owner: torch.Tensor, target: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        x_adv = x[owner]
+        broken = torch.zeros(len(owner), dtype=torch.bool, device=x.device)
+        for restart in range(threat.restarts):
+            todo = (~torch.isin(owner, owner[broken])).nonzero().flatten()
+            if len(todo) == 0:
+                break
+            xs = x[owner[todo]]
+            start = xs if restart == 0 else ops.random_init_seeded(xs, [seeds[j] + restart for j in todo.tolist()])
+            found, dist = fab_single(model, xs, y[owner[todo]], target[todo], ops, threat.steps, start,
+                                     threat.eps, owner[todo])
+            ok = dist <= threat.eps
+            x_adv[todo[ok]] = found[ok]
+            broken[todo[ok]] = True
+        return x_adv, broken
+
+    return over_targets(attack, x, logits, n_targets, generator, max_pairs)
 
 
 @ATTACKS.register("fab-t", meta=AttackMeta("targeted fast adaptive boundary attack (minimal norm)",
                                            "Croce & Hein 2020", "1907.02044", targeted=True))
 def fab_t(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    ops = norm_ops(threat)
-    with torch.no_grad():
-        logits = model(x)
-    n_targets = min(threat.n_target_classes, logits.shape[1] - 1)
-    x_adv = x.clone()
-    broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    for rank in range(2, n_targets + 2):
-        for restart in range(threat.restarts):
-            todo = (~broken).nonzero().flatten()
-            if len(todo) == 0:
-                return x_adv, broken
-            xs = x[todo]
-            start = xs if restart == 0 else ops.random_init(xs, generator)
-            found, dist = fab_single(model, xs, y[todo], target_ranks(logits[todo], rank), ops, threat.steps, start)
-            ok = dist <= threat.eps
-            x_adv[todo[ok]] = found[ok]
-            broken[todo[ok]] = True
-    return x_adv, broken
+    return fab_targeted(model, x, y, threat, generator)

@@ -53,7 +53,3 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     z_y = logits.gather(1, y[:, None]).squeeze(1)
     return z_y - logits.scatter(1, y[:, None], float("-inf")).amax(1)
 
-
-def target_ranks(logits: torch.Tensor, rank: int) -> torch.Tensor:
-    """The class with the ``rank``-th largest logit (rank 2 = the runner-up), per sample."""
-    return logits.argsort(dim=1)[:, -rank]

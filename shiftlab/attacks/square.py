@@ -8,8 +8,11 @@ re-projected onto the ball. L2: the paper's pseudo-Gaussian init, then mass move
 windows while keeping the perturbation norm at eps.
 
 Args (from ``ThreatModel``): norm, eps, n_queries (default 5000). All randomness comes from the
-generator. Deviation: window positions are shared by the batch (as in auto-attack), the signs are
-drawn per image. Shape: N×C×H×W in [0, 1].
+generator. Only points not yet fooled are queried, one forward per query, in inference mode.
+Deviation: window positions are shared by the batch (as in auto-attack); the Linf signs are drawn
+per image and redrawn for an image whose window they would leave unchanged (as the authors'
+reference code does per image; auto-attack's port shares one sign draw and spends such queries).
+Shape: N×C×H×W in [0, 1].
 """
 
 from __future__ import annotations
@@ -81,20 +84,46 @@ def _init(x: torch.Tensor, ops: NormOps, generator: torch.Generator) -> torch.Te
     return ops.project(x + ops.eps * ops._unit(delta), x)
 
 
-def _propose_linf(x: torch.Tensor, x_best: torch.Tensor, s: int, ops: NormOps, generator: torch.Generator) -> torch.Tensor:
-    n, c, h, w = x.shape
-    vh, vw = _randint(h - s + 1, generator, x.device), _randint(w - s + 1, generator, x.device)
+def _side(i: int, n_queries: int, h: int, w: int, norm: Norm) -> int:
+    """Side of the square at iteration ``i`` (odd and at least 3 for L2, as in the paper)."""
+    s = max(int(round(math.sqrt(p_fraction(i, n_queries) * h * w))), 1 if norm is Norm.LINF else 3)
+    s = min(s, h, w)
+    if norm is Norm.L2 and s % 2 == 0:
+        s = s + 1 if s + 1 <= min(h, w) else s - 1
+    return s
+
+
+def _propose_linf(x: torch.Tensor, x_best: torch.Tensor, s: int, vh: int, vw: int, ops: NormOps,
+                  generator: torch.Generator) -> torch.Tensor:
+    """A window of side ``s`` at (vh, vw) set to x ± eps per image and channel, the rest kept.
+
+    Signs that would leave an image's window unchanged are redrawn for that image (the authors'
+    reference implementation does the same: such a query cannot improve the loss).
+    """
+    n, c = x.shape[:2]
+    x_win = x[:, :, vh:vh + s, vw:vw + s]
+    best_win = x_best[:, :, vh:vh + s, vw:vw + s]
+    signs = _signs((n, c, 1, 1), generator, x.device)
+    win = ops.project(x_win + 2 * ops.eps * signs, x_win)
+    for attempt in range(9):
+        same = (win - best_win).abs().flatten(1).amax(1) < 1e-7
+        if not bool(same.any()):
+            break
+        # c = 1 has only the opposite sign left; with more channels, redraw (finally flip all)
+        redraw = -signs if c == 1 or attempt == 8 else _signs((n, c, 1, 1), generator, x.device)
+        signs = torch.where(same.view(-1, 1, 1, 1), redraw, signs)
+        win = ops.project(x_win + 2 * ops.eps * signs, x_win)
     x_new = x_best.clone()
-    x_new[:, :, vh:vh + s, vw:vw + s] = x[:, :, vh:vh + s, vw:vw + s] + \
-        2 * ops.eps * _signs((n, c, 1, 1), generator, x.device)
-    return ops.project(x_new, x)
+    x_new[:, :, vh:vh + s, vw:vw + s] = win
+    return x_new
 
 
-def _propose_l2(x: torch.Tensor, x_best: torch.Tensor, s: int, ops: NormOps, generator: torch.Generator) -> torch.Tensor:
+def _propose_l2(x: torch.Tensor, x_best: torch.Tensor, s: int, vh: int, vw: int, ops: NormOps,
+                generator: torch.Generator) -> torch.Tensor:
+    """Mass of a second window (random position) moved into the window at (vh, vw), norm kept at eps."""
     n, c, h, w = x.shape
     assert isinstance(ops, L2Ops)
     delta = x_best - x
-    vh, vw = _randint(h - s + 1, generator, x.device), _randint(w - s + 1, generator, x.device)
     vh2, vw2 = _randint(h - s + 1, generator, x.device), _randint(w - s + 1, generator, x.device)
     win1 = delta[:, :, vh:vh + s, vw:vw + s]
     mask = torch.zeros_like(x[:1])
@@ -115,27 +144,39 @@ def _propose_l2(x: torch.Tensor, x_best: torch.Tensor, s: int, ops: NormOps, gen
 
 @ATTACKS.register("square", meta=AttackMeta("black-box random search with square updates",
                                             "Andriushchenko et al. 2020", "1912.00049", black_box=True))
-@torch.no_grad()
 def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.inference_mode():
+        x_best, fooled = _square(model, x, y, threat, generator)
+    return x_best.clone(), fooled.clone()  # ordinary tensors for the caller
+
+
+def _square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The search: one forward per query, on the points not yet fooled only."""
     ops = norm_ops(threat)
-    n, c, h, w = x.shape
-    n_features = c * h * w
+    h, w = x.shape[-2:]
     x_best = _init(x, ops, generator)
     best_margin = margin(model(x_best), y)
     propose = _propose_linf if ops.norm is Norm.LINF else _propose_l2
-    min_side = 1 if ops.norm is Norm.LINF else 3
-    for i in range(threat.n_queries - 1):
-        todo = (best_margin > 0).nonzero().flatten()
-        if len(todo) == 0:
+    steps = threat.n_queries - 1
+    sides = [_side(i, threat.n_queries, h, w, ops.norm) for i in range(steps)]
+    room = torch.tensor([[h - s + 1, w - s + 1] for s in sides] or [[1, 1]], device=x.device)
+    corners = (torch.rand(room.shape, generator=generator, device=x.device) * room).long().tolist()
+    idx = (best_margin > 0).nonzero().flatten()
+    xs, ys, xb, mb = x[idx], y[idx], x_best[idx], best_margin[idx]
+    for i in range(steps):
+        if len(idx) == 0:
             break
-        s = max(int(round(math.sqrt(p_fraction(i, threat.n_queries) * n_features / c))), min_side)
-        s = min(s, h, w)
-        if ops.norm is Norm.L2 and s % 2 == 0:
-            s = s + 1 if s + 1 <= min(h, w) else s - 1
-        x_new = propose(x[todo], x_best[todo], s, ops, generator)
-        m = margin(model(x_new), y[todo])
-        better = m < best_margin[todo]
-        best_margin[todo[better]] = m[better]
-        x_best[todo[better]] = x_new[better]
+        x_new = propose(xs, xb, sides[i], corners[i][0], corners[i][1], ops, generator)
+        m = margin(model(x_new), ys)
+        better = m < mb
+        mb = torch.where(better, m, mb)
+        xb = torch.where(better.view(-1, 1, 1, 1), x_new, xb)
+        done = m <= 0
+        if bool(done.any()):
+            x_best[idx[done]], best_margin[idx[done]] = xb[done], mb[done]
+            keep = ~done
+            idx, xs, ys, xb, mb = idx[keep], xs[keep], ys[keep], xb[keep], mb[keep]
+    x_best[idx], best_margin[idx] = xb, mb
     return x_best, best_margin <= 0

@@ -99,9 +99,25 @@ class NormOps:
         """Per-sample norm of a perturbation, shape (N,)."""
         raise NotImplementedError
 
+    def sample_noise(self, shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+        """The noise a random start is made of (uniform for Linf, Gaussian for L2)."""
+        raise NotImplementedError
+
+    def start_from_noise(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The random start built from ``sample_noise`` output."""
+        raise NotImplementedError
+
     def random_init(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A random point of the threat set around ``x``."""
-        raise NotImplementedError
+        return self.start_from_noise(x, self.sample_noise(tuple(x.shape), generator, x))
+
+    def random_init_seeded(self, x: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+        """``random_init`` with one seed per point: a point's start does not depend on its batch."""
+        if not seeds:
+            return x.clone()
+        noise = torch.stack([self.sample_noise(tuple(x.shape[1:]), torch.Generator(x.device).manual_seed(s), x)
+                             for s in seeds])
+        return self.start_from_noise(x, noise)
 
     def gaussian_init(self, x: torch.Tensor, generator: torch.Generator, sigma: float) -> torch.Tensor:
         """``x + sigma·N(0, I)`` projected onto the threat set (TRADES' start uses sigma = 0.001)."""
@@ -176,9 +192,11 @@ class LinfOps(NormOps):
     def norm_of(self, delta: torch.Tensor) -> torch.Tensor:
         return delta.flatten(1).abs().amax(1)
 
-    def random_init(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return self.project(x + self.eps * (2 * u - 1), x)
+    def sample_noise(self, shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+        return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+    def start_from_noise(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.project(x + self.eps * (2 * noise - 1), x)
 
     def step(self, x_adv: torch.Tensor, grad: torch.Tensor, step_size: torch.Tensor | float) -> torch.Tensor:
         return x_adv + _per_sample(step_size, x_adv) * torch.sign(grad)
@@ -201,9 +219,11 @@ class L2Ops(NormOps):
     def _unit(self, v: torch.Tensor) -> torch.Tensor:
         return v / (v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1))) + 1e-12)
 
-    def random_init(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        g = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return self.project(x + self.eps * self._unit(g), x)
+    def sample_noise(self, shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+    def start_from_noise(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.project(x + self.eps * self._unit(noise), x)
 
     def step(self, x_adv: torch.Tensor, grad: torch.Tensor, step_size: torch.Tensor | float) -> torch.Tensor:
         return x_adv + _per_sample(step_size, x_adv) * self._unit(grad)
