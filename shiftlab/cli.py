@@ -556,6 +556,7 @@ def zoo_evaluate(
     limit: int = typer.Option(1000, help="evaluate on the first N test images (0: the whole test set)"),
     seed: int = typer.Option(0),
     update_cards: bool = typer.Option(False, help="write the headline metrics (and protocol) into the zoo cards"),
+    jobs: int = typer.Option(1, min=1, help="evaluate in this many processes, one thread each"),
     as_json: bool = typer.Option(False, "--json", help="print the table and the checks as JSON"),
 ) -> None:
     """Run clean, corruptions, adversarial (APGD-CE Linf 0.1), calibration and OOD on every zoo model; resumable."""
@@ -564,7 +565,7 @@ def zoo_evaluate(
     from shiftlab.store import Store
     from shiftlab.zoo import installed
     from shiftlab.zoo.checks import run_checks
-    from shiftlab.zoo.evaluation import evaluate_zoo, zoo_options, zoo_table
+    from shiftlab.zoo.evaluation import evaluate_zoo, evaluate_zoo_in_processes, zoo_options, zoo_table
     from shiftlab.zoo.evaluation import update_cards as write_cards
 
     if limit < 0:
@@ -573,6 +574,9 @@ def zoo_evaluate(
     if not models:
         raise UserError(f"no zoo checkpoints in {zoo or 'the zoo directory'}; run `shiftlab zoo train` first")
     options = zoo_options(limit or None, seed)
+    if jobs > 1:
+        with err_console.status(f"evaluating {len(models)} zoo models in {jobs} processes"):
+            evaluate_zoo_in_processes(models, store, options, jobs, zoo)
     with Store(store) as db:
         with make_progress() as progress:
             overall = progress.add_task("zoo models", total=len(models), stats="")

@@ -7,6 +7,7 @@ finished task in the store, so an interrupted demo resumes.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -92,13 +93,17 @@ def zoo_step(run: DemoRun) -> None:
     from shiftlab.cli import zoo_headline_table
     from shiftlab.zoo import installed
     from shiftlab.zoo.checks import run_checks
-    from shiftlab.zoo.evaluation import evaluate_zoo, zoo_table
+    from shiftlab.zoo.evaluation import evaluate_zoo, evaluate_zoo_in_processes, zoo_table
 
     t0 = time.perf_counter()
     models = installed()
     if not models:
         run.console.print("no zoo checkpoints found (zoo/ or $SHIFTLAB_ZOO); skipping the zoo")
         return
+    jobs = min(len(models), os.cpu_count() or 1)
+    if jobs > 1:  # one single-threaded process per core: small models use cores better that way
+        with run.console.status(f"evaluating {len(models)} zoo models in {jobs} processes"):
+            evaluate_zoo_in_processes(models, run.store_path, run.options, jobs)
     with Store(run.store_path) as db:
         with run.make_progress() as progress:
             overall = progress.add_task("zoo models", total=len(models))

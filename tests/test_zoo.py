@@ -185,3 +185,16 @@ def test_demo_zoo_step_evaluates_the_zoo_and_prints_the_checks(tmp_path, fmnist_
     assert "undecided: augmix raises" in text
     with Store(tmp_path / "demo.db") as db:
         assert {r.id.dataset for r in db.tasks()} == {"fashion-mnist[:32]"}
+
+
+def test_zoo_evaluate_in_two_processes_fills_one_store(tmp_path):
+    zoo = tmp_path / "zoo"
+    for name in ("erm", "pgd-at"):
+        shutil.copytree(ZOO_DIR / name, zoo / name)
+    store = tmp_path / "s.db"
+    result = runner.invoke(app, ["zoo", "evaluate", "--zoo", str(zoo), "--store", str(store), "--limit", "32",
+                                 "--jobs", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r["metrics"] for r in json.loads(result.output)["rows"]}
+    assert set(rows) == {"erm", "pgd-at"} and all(v is not None for m in rows.values() for v in m.values())
+    assert rows["pgd-at"]["robust_linf_0.1"] > rows["erm"]["robust_linf_0.1"]

@@ -8,11 +8,16 @@ under APGD-CE at L∞ eps 0.1, ECE (15 bins) before and after temperature scalin
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from shiftlab.errors import UserError
 from shiftlab.evaluate import SuiteOptions, make_context, run_suites
 from shiftlab.evaluate.cache import EvalCache
 from shiftlab.models.checkpoint import read_card, write_card
@@ -53,6 +58,25 @@ def evaluate_zoo(models: list[ZooModel], store: Store, options: SuiteOptions, su
         run_suites(ctx, list(suites))
         if on_model is not None:
             on_model(zm, time.perf_counter() - t0)
+
+
+def evaluate_zoo_in_processes(models: list[ZooModel], store_path: Path, options: SuiteOptions, jobs: int,
+                              zoo_dir: Path | None = None) -> None:
+    """``evaluate_zoo`` split over ``jobs`` processes of one torch thread each (the models are small, so
+    one thread per model uses the cores better than intra-op threads; each process generates its own
+    corrupted batches). The processes write to the same store (SQLite WAL); a failure raises UserError
+    with the worker's last error line, and a rerun resumes."""
+    groups = [models[i::jobs] for i in range(jobs) if models[i::jobs]]
+    base = [sys.executable, "-m", "shiftlab.cli", "zoo", "evaluate", "--store", str(store_path),
+            "--limit", str(options.limit or 0), "--seed", str(options.seed), "--json"]
+    if zoo_dir is not None:
+        base += ["--zoo", str(zoo_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([*base, "--only", ",".join(m.name for m in g)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for g in groups]
+    errors = [err.strip().splitlines()[-1:] for p in procs for err in [p.communicate()[1]] if p.returncode]
+    if errors:
+        raise UserError(f"zoo evaluation failed in {len(errors)} worker(s): {' | '.join(e[0] for e in errors if e)}")
 
 
 @dataclass(frozen=True)
