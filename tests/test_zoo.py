@@ -81,14 +81,17 @@ def one_model_zoo(tmp_path: Path, checkpoint: Path, name: str = "erm") -> Path:
     return zoo
 
 
-def test_zoo_list_and_show(tmp_path, fmnist_checkpoint):
+def test_zoo_list_and_show(tmp_path, fmnist_checkpoint, monkeypatch):
+    from shiftlab import cli
+
+    monkeypatch.setattr(cli.console, "width", 250)  # the table's names, unabbreviated
     zoo = one_model_zoo(tmp_path, fmnist_checkpoint)
-    result = runner.invoke(app, ["zoo", "list", "--zoo", str(zoo)], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["zoo", "list", "--zoo", str(zoo)])
     assert result.exit_code == 0, result.output
     assert f"1/{len(ZOO)} checkpoints" in result.output
     for name in ZOO.names():
         assert name in result.output
-    result = runner.invoke(app, ["zoo", "show", "erm", "--zoo", str(zoo)], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["zoo", "show", "erm", "--zoo", str(zoo)])
     assert result.exit_code == 0, result.output
     assert "fingerprint" in result.output and "history" in result.output
 
