@@ -27,9 +27,10 @@ from shiftlab.shifts import SHIFTS
 
 DETERMINISTIC = [n for n in SHIFTS.names() if SHIFTS.meta(n).deterministic]
 RANDOM = [n for n in SHIFTS.names() if not SHIFTS.meta(n).deterministic]
-# documented approximations (see notes/corruptions.md): spatter's water mode replaces Canny edges, frost's
-# texture is procedural; both get wider distribution tolerances.
-LOOSE = {"spatter": 3.0, "frost": 2.0, "glass_blur": 2.0}
+# documented approximations (see notes/corruptions.md): frost's texture is procedural (statistics of the
+# photographs, not the photographs); glass_blur is compared on 40 images only in the slow test (its
+# reference takes 2-4 s per image). Both get wider distribution tolerances.
+LOOSE = {"frost": 2.0, "glass_blur": 2.0}
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -100,7 +101,7 @@ def test_deterministic_per_pixel_ci(name, fmnist_test):
 
 
 @pytest.mark.parametrize("name", ["gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise",
-                                  "motion_blur", "fog", "snow", "elastic_transform", "frost"])
+                                  "motion_blur", "fog", "snow", "elastic_transform", "frost", "spatter"])
 def test_random_distribution_ci(name, fmnist_test):
     u8, _ = images224(fmnist_test, 16)
     check_distribution(u8, name, pairs(u8, name, (1, 5)))
@@ -128,3 +129,35 @@ def test_full_oracle(name, fmnist_test, fmnist_model):
         stats = check_distribution(u8, name, corrupted)
     gaps = check_accuracy(labels, model, name, corrupted)
     print(f"ORACLE {name} n={n} accuracy gaps (pp): {gaps} (mean ours, mean ref, std ours, std ref): {stats}")
+
+
+def test_spatter_given_the_liquid_layer(fmnist_test):
+    """spatter's deterministic part (all but the random liquid layer) against imagecorruptions: the same
+    numpy-drawn layer through both. Water mode differs only by the exact vs OpenCV's 5×5-mask distance."""
+    from imagecorruptions_oracle import load
+    from PIL import Image
+
+    from shiftlab.shifts.tables import params as table_params
+    from shiftlab.shifts.weather import SpatterParams
+
+    ic = load()
+    u8, _ = images224(fmnist_test, 3)
+    for severity in (1, 2, 3, 4, 5):
+        loc, scale, sigma, threshold, intensity, mud = table_params("spatter", "imagenet", severity)
+        for i, img in enumerate(u8):
+            state = np.random.get_state()
+            try:
+                np.random.seed(100 + i)
+                liquid = np.random.normal(size=(224, 224), loc=loc, scale=scale)
+                np.random.seed(100 + i)
+                ref = np.uint8(ic.spatter(Image.fromarray(img.permute(1, 2, 0).numpy()), severity))
+            finally:
+                np.random.set_state(state)
+            params = SpatterParams(float(sigma), float(threshold), float(intensity), bool(mud),
+                                   torch.from_numpy(liquid).float()[None])
+            out = SHIFTS.get("spatter").apply(img[None].float() / 255, params)[0]
+            diff = (torch.floor(out * 255 + 1e-4) - torch.from_numpy(ref).permute(2, 0, 1).float()).abs()
+            # measured: water 0.02-0.24 grey levels on average (a few pixels up to ~30, where the distance
+            # approximation moves a histogram-equalisation bin); mud ≤ 1 level everywhere
+            limit = 0.05 if mud else 0.5
+            assert diff.mean() <= limit, f"spatter s{severity}: mean |Δ| {diff.mean():.3f} grey levels"

@@ -14,10 +14,15 @@ saturate, frost, spatter) see the RGB-equivalent image (the gray channel repeate
 applied as on RGB, and are converted back to luma Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601).
 For brightness this equals imagecorruptions' gray rule (x + c); for saturate it differs (imagecorruptions
 keeps the red channel); snow's gray term is the image itself, as in imagecorruptions.
+
+On CPU, corruptions registered as ``chunked`` (each image corrupted independently, per-image params
+leading with the batch) are applied to chunks of a few images (CPU_CHUNK values), so that their chains of
+full-size passes stay in cache; this does not change the result (tested).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
@@ -32,6 +37,7 @@ TABLES: tuple[str, ...] = ("cifar", "tiny", "imagenet")
 Family = Literal["noise", "blur", "weather", "digital", "extra"]
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 LUMA = (0.299, 0.587, 0.114)
+CPU_CHUNK = 1 << 19  # values per chunk when a deterministic corruption runs on CPU (working set stays in cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,8 @@ class Corruption(Generic[P]):
     sampler: Sampler
     applier: Applier
     rgb_only: bool = False
+    chunked: bool = False  # images are corrupted independently: on CPU, apply runs on chunks of images
+    in_range: bool = False  # the applier's output is already in [0, 1] (no final clip)
 
     def _work_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         n, c, h, w = x.shape
@@ -124,25 +132,57 @@ class Corruption(Generic[P]):
         self._check(x)
         gray_in = self.rgb_only and x.shape[1] == 1
         work = x.expand(-1, 3, -1, -1) if gray_in else x
-        out = self.applier(work, params)
-        # clip in place when the applier returned fresh memory (saves a full-size copy per call)
-        fresh = not out._is_view() and out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
-        out = out.clamp_(0.0, 1.0) if fresh else out.clamp(0.0, 1.0)
+        step = max(1, CPU_CHUNK // max(work[0].numel(), 1))
+        if self.chunked and x.device.type == "cpu" and step < len(work):
+            # every image is corrupted independently of the others, so chunks of a few images give the
+            # same result, each chunk's chain of full-size passes staying in cache
+            n = len(work)
+            first = self._clipped(work[:step], slice_params(params, n, 0, step), x)
+            out = torch.empty((n, *first.shape[1:]), dtype=first.dtype)
+            out[:step] = first
+            for start in range(step, n, step):
+                out[start:start + step] = self._clipped(work[start:start + step],
+                                                        slice_params(params, n, start, start + step), x)
+        else:
+            out = self._clipped(work, params, x)
         if gray_in:
             out = to_luma(out).clamp_(0.0, 1.0)
         return out.to(x.dtype)
+
+    def _clipped(self, work: torch.Tensor, params: P, x: torch.Tensor) -> torch.Tensor:
+        out = self.applier(work, params)
+        if self.in_range:
+            return out
+        # clip in place when the applier returned fresh memory (saves a full-size copy per call)
+        fresh = not out._is_view() and out.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+        return out.clamp_(0.0, 1.0) if fresh else out.clamp(0.0, 1.0)
 
     def __call__(self, x: torch.Tensor, severity: int, generator: torch.Generator,
                  table: str | None = None) -> torch.Tensor:
         return self.apply(x, self.sample_params(x, severity, generator, table))
 
 
+def slice_params(params: P, n: int, start: int, stop: int) -> P:
+    """The params of images start..stop: every tensor field whose first dimension is the batch (n) is sliced.
+    Only used for corruptions registered as ``chunked`` (their per-image params all lead with the batch)."""
+    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}  # type: ignore[arg-type]
+    sliced = {k: v[start:stop] for k, v in fields.items() if isinstance(v, torch.Tensor) and v.ndim and len(v) == n}
+    return dataclasses.replace(params, **sliced) if sliced else params  # type: ignore[type-var]
+
+
 SHIFTS: Registry[Corruption[Any]] = Registry("shift")
 
 
-def register(name: str, sampler: Sampler, applier: Applier, meta: ShiftMeta) -> Corruption[Any]:
-    """Register a corruption under ``name`` (a duplicate raises)."""
-    corruption: Corruption[Any] = Corruption(name, sampler, applier, meta.rgb_only)
+def register(name: str, sampler: Sampler, applier: Applier, meta: ShiftMeta, *, chunked: bool | None = None,
+             in_range: bool = False) -> Corruption[Any]:
+    """Register a corruption under ``name`` (a duplicate raises).
+
+    ``chunked`` (default: ``meta.deterministic``) declares that every image is corrupted independently and
+    that per-image params are tensors leading with the batch, so ``apply`` may run on CPU in chunks of
+    images; ``in_range`` declares that the applier's output never leaves [0, 1]."""
+    corruption: Corruption[Any] = Corruption(name, sampler, applier, meta.rgb_only,
+                                             chunked=meta.deterministic if chunked is None else chunked,
+                                             in_range=in_range)
     SHIFTS.add(name, corruption, meta)
     return corruption
 

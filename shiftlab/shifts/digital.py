@@ -5,8 +5,10 @@ brightness and saturate change V and S in HSV as the reference (skimage rgb2hsv/
 closed form: every RGB channel is V·(1 − S·t_c) with t_c fixed by the hue, so changing V scales the
 pixel and changing S moves each channel along (V − x_c)/(V − min). jpeg_compression really encodes and
 decodes: the batch is rounded to uint8 and passed as a list of tensors to torchvision.io.encode_jpeg /
-decode_jpeg (libjpeg, quality from the table; CPU; gray images are encoded as one-channel JPEG).
-pixelate reproduces PIL's BOX windows (down and up) as weighted row gathers.
+decode_jpeg (libjpeg, quality from the table; CPU; gray images are encoded as one-channel JPEG); the
+rounding writes channels-last memory directly, which libjpeg reads without a copy. pixelate reproduces
+PIL's BOX windows (down and up): one ``embedding_bag`` (weighted sum of gathered rows) per axis down,
+row gathers up.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import functools
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from shiftlab.shifts import ops
 from shiftlab.shifts.base import ShiftMeta, register
@@ -77,13 +80,18 @@ def sample_jpeg(shape: tuple[int, ...], severity: int, g: torch.Generator, table
 
 
 def apply_jpeg(x: torch.Tensor, p: JpegParams) -> torch.Tensor:
+    """Round to uint8 straight into channels-last memory (what libjpeg reads, so encode_jpeg makes no
+    copy of its own), encode and decode the list, copy the decoded images into the output and scale."""
     from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
 
-    u8 = torch.empty(x.shape, dtype=torch.uint8)  # contiguous CPU uint8; one float temporary
-    u8.copy_((x.detach() * 255).round_().clamp_(0, 255))
-    decoded = decode_jpeg(encode_jpeg(list(u8.unbind(0)), quality=p.quality), mode=ImageReadMode.UNCHANGED)
+    n, c, h, w = x.shape
+    scaled = torch.empty(n, h, w, c, dtype=x.dtype)
+    torch.mul(x.detach().permute(0, 2, 3, 1).cpu(), 255, out=scaled)
+    u8 = scaled.add_(0.5).clamp_(0, 255).to(torch.uint8)  # round half up, then truncate
+    encoded = encode_jpeg([img.permute(2, 0, 1) for img in u8], quality=p.quality)
+    decoded = decode_jpeg(encoded, mode=ImageReadMode.UNCHANGED)
     out = torch.empty(x.shape, dtype=x.dtype)
-    for dst, img in zip(out.unbind(0), decoded, strict=True):
+    for dst, img in zip(out, decoded, strict=True):
         dst.copy_(img)
     return out.div_(255).to(x.device)
 
@@ -105,21 +113,34 @@ def box_windows(in_size: int, out_size: int) -> tuple[tuple[int, int], ...]:
     return tuple(windows)
 
 
+@functools.lru_cache(maxsize=64)
+def box_bags(in_size: int, out_size: int, planes: int, dtype: torch.dtype,
+             device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Row indices into a (planes·in_size)-row table, per-row weights and bag offsets of the BOX windows
+    for every plane (weights and offsets are None when every window is a single row)."""
+    windows = box_windows(in_size, out_size)
+    base = torch.arange(planes, device=device)[:, None] * in_size
+    if all(b - a == 1 for a, b in windows):
+        return (base + torch.tensor([a for a, _ in windows], device=device)[None]).reshape(-1), None, None
+    rows = torch.tensor([i for a, b in windows for i in range(a, b)], device=device)
+    weights = torch.tensor([1.0 / (b - a) for a, b in windows for _ in range(a, b)], dtype=dtype, device=device)
+    starts = torch.tensor([0] + [b - a for a, b in windows][:-1], device=device).cumsum(0)
+    offsets = torch.arange(planes, device=device)[:, None] * rows.numel() + starts[None]
+    return (base + rows[None]).reshape(-1), weights.repeat(planes), offsets.reshape(-1)
+
+
 def box_resize_rows(x: torch.Tensor, out_size: int) -> torch.Tensor:
-    """PIL BOX resize along dim -2 as a few weighted row gathers (windows are at most ⌈scale⌉ + 1 wide)."""
-    windows = box_windows(x.shape[-2], out_size)
-    lo = torch.tensor([a for a, _ in windows], device=x.device)
-    count = torch.tensor([b - a for a, b in windows], device=x.device)
-    width = int(count.max())
-    if width == 1:
-        return x.index_select(-2, lo)
-    wgt = [((j < count).to(x.dtype) / count.to(x.dtype)).view(-1, 1) for j in range(width)]
-    out = x.index_select(-2, lo).mul_(wgt[0])
-    buf = torch.empty_like(out)
-    for j in range(1, width):
-        torch.index_select(x, -2, (lo + j).clamp(max=x.shape[-2] - 1), out=buf)
-        out.addcmul_(buf, wgt[j])
-    return out
+    """PIL BOX resize along dim -2 of …×H×W: every output row is the mean of its window of input rows.
+
+    One ``embedding_bag`` (weighted sum of gathered rows, one fused pass) over the (…·H)×W row table;
+    when every window is one row (up-sampling) it is a plain row gather."""
+    h, w = x.shape[-2:]
+    flat = x.reshape(-1, w)
+    index, weights, offsets = box_bags(h, out_size, flat.shape[0] // h, x.dtype, x.device)
+    shape = (*x.shape[:-2], out_size, w)
+    if weights is None:
+        return flat.index_select(0, index).view(shape)
+    return F.embedding_bag(index, flat, offsets, mode="sum", per_sample_weights=weights).view(shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +155,15 @@ def sample_pixelate(shape: tuple[int, ...], severity: int, g: torch.Generator, t
 def apply_pixelate(x: torch.Tensor, p: PixelateParams) -> torch.Tensor:
     """PIL ``resize((int(W·c), int(H·c)), BOX)`` then back to H×W; imagecorruptions up-samples with
     NEAREST and the original scripts with BOX, which are the same map when enlarging (see box_windows).
-    Rows and columns are resized as row gathers, the columns on the transposed batch (row gathers are
-    much faster than gathers along the contiguous axis)."""
+    Down-sampling: rows, then columns on the transposed batch (row gathers are far faster than gathers
+    along the contiguous axis); the small image is clipped, then copied back up (columns, then rows), so
+    the output needs no clipping of its own."""
     h, w = x.shape[-2:]
     sh, sw = max(int(h * p.factor), 1), max(int(w * p.factor), 1)
     small = box_resize_rows(x, sh).transpose(-1, -2).contiguous()  # N×C×W×sh
-    small = box_resize_rows(box_resize_rows(small, sw), w).transpose(-1, -2).contiguous()  # N×C×sh×W
-    return box_resize_rows(small, h)
+    small = box_resize_rows(small, sw).transpose(-1, -2).clamp(0.0, 1.0)  # N×C×sh×sw
+    cols = torch.tensor([a for a, _ in box_windows(sw, w)], device=x.device)
+    return box_resize_rows(small.index_select(-1, cols), h)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +218,7 @@ register("brightness", _scalar("brightness"), apply_brightness,  # type: ignore[
          ShiftMeta("digital", deterministic=True, rgb_only=True))
 register("contrast", _scalar("contrast"), apply_contrast,  # type: ignore[arg-type]
          ShiftMeta("digital", deterministic=True))
-register("elastic_transform", sample_elastic, apply_elastic, ShiftMeta("digital"))
-register("pixelate", sample_pixelate, apply_pixelate, ShiftMeta("digital", deterministic=True))
-register("jpeg_compression", sample_jpeg, apply_jpeg, ShiftMeta("digital", deterministic=True))
+register("elastic_transform", sample_elastic, apply_elastic, ShiftMeta("digital"), chunked=True)
+register("pixelate", sample_pixelate, apply_pixelate, ShiftMeta("digital", deterministic=True), in_range=True)
+register("jpeg_compression", sample_jpeg, apply_jpeg, ShiftMeta("digital", deterministic=True), in_range=True)
 register("saturate", sample_saturate, apply_saturate, ShiftMeta("extra", deterministic=True, rgb_only=True))

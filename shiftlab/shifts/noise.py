@@ -67,25 +67,27 @@ def apply_shot_noise(x: torch.Tensor, p: ShotNoiseParams) -> torch.Tensor:
 @dataclass(frozen=True, slots=True)
 class ImpulseNoiseParams:
     """skimage ``random_noise(mode='s&p', salt_vs_pepper=0.5)``: each value flips with probability
-    ``amount``, to 1 (salt) or 0 (pepper) with equal odds. Masks are N×C×H×W bool."""
+    ``amount``, to 1 (salt) or 0 (pepper) with equal odds. Masks are N×C×H×W bool.
+
+    One uniform draw u per value gives both decisions (salt: u < amount/2, pepper: amount/2 ≤ u < amount),
+    the same joint distribution as skimage's two independent draws at half the random numbers."""
 
     salt: torch.Tensor
     pepper: torch.Tensor
 
 
 def sample_impulse_noise(shape: tuple[int, ...], severity: int, g: torch.Generator, table: str) -> ImpulseNoiseParams:
-    amount = table_params("impulse_noise", table, severity)
-    flip = torch.rand(shape, generator=g, device=g.device) < amount
-    salty = torch.rand(shape, generator=g, device=g.device) < 0.5
-    return ImpulseNoiseParams(flip & salty, flip & ~salty)
+    amount = float(table_params("impulse_noise", table, severity))
+    u = torch.rand(shape, generator=g, device=g.device)
+    salt = u < amount / 2
+    return ImpulseNoiseParams(salt, (u < amount) ^ salt)
 
 
 def apply_impulse_noise(x: torch.Tensor, p: ImpulseNoiseParams) -> torch.Tensor:
-    x = torch.where(p.salt.to(x.device), torch.ones((), dtype=x.dtype, device=x.device), x)
-    return torch.where(p.pepper.to(x.device), torch.zeros((), dtype=x.dtype, device=x.device), x)
+    return x.masked_fill(p.salt.to(x.device), 1.0).masked_fill_(p.pepper.to(x.device), 0.0)
 
 
-register("gaussian_noise", sample_gaussian_noise, apply_additive_noise, ShiftMeta("noise"))
+register("gaussian_noise", sample_gaussian_noise, apply_additive_noise, ShiftMeta("noise"), chunked=True)
 register("shot_noise", sample_shot_noise, apply_shot_noise, ShiftMeta("noise"))
-register("impulse_noise", sample_impulse_noise, apply_impulse_noise, ShiftMeta("noise"))
-register("speckle_noise", sample_speckle_noise, apply_additive_noise, ShiftMeta("extra"))
+register("impulse_noise", sample_impulse_noise, apply_impulse_noise, ShiftMeta("noise"), chunked=True)
+register("speckle_noise", sample_speckle_noise, apply_additive_noise, ShiftMeta("extra"), chunked=True)

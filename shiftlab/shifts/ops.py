@@ -2,7 +2,9 @@
 bilinear resampling, the motion kernel, clipped zoom and the diamond-square plasma fractal.
 
 Each mirrors the numpy/scipy/OpenCV operation the reference generators of Hendrycks & Dietterich
-2019 (arXiv:1903.12261) call, so the arithmetic matches; all work on N×C×H×W on any device.
+2019 (arXiv:1903.12261) call, so the arithmetic matches; all work on N×C×H×W on any device. For speed on
+one CPU core: 1-D filters longer than three taps are banded block-matrix products (BLAS), 2-D kernels of
+9 taps or more go through a 5-smooth-length FFT, padding uses ``F.pad``.
 """
 
 from __future__ import annotations
@@ -34,9 +36,21 @@ def pad_index(n: int, before: int, after: int, mode: PadMode, device: torch.devi
 
 
 def pad2d(x: torch.Tensor, ph: int, pw: int, mode: PadMode) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    x = x.index_select(-2, pad_index(h, ph, ph, mode, x.device))
-    return x.index_select(-1, pad_index(w, pw, pw, mode, x.device))
+    """Pad the last two axes of x (…×H×W) by ph rows and pw columns on each side."""
+    if ph == 0 and pw == 0:
+        return x
+    shape = x.shape
+    h, w = shape[-2:]
+    y = x if x.ndim == 4 else x.reshape(-1, 1, h, w)
+    if mode == "replicate" or (mode == "reflect101" and ph < h and pw < w):
+        y = F.pad(y, (pw, pw, ph, ph), mode="replicate" if mode == "replicate" else "reflect")
+    elif mode == "symmetric" and ph <= h and pw <= w:
+        y = torch.cat([y[..., :ph, :].flip(-2), y, y[..., h - ph:, :].flip(-2)], -2)
+        y = torch.cat([y[..., :pw].flip(-1), y, y[..., w - pw:].flip(-1)], -1)
+    else:  # pads wider than the image: periodic index maps
+        y = y.index_select(-2, pad_index(h, ph, ph, mode, x.device))
+        y = y.index_select(-1, pad_index(w, pw, pw, mode, x.device))
+    return y.reshape(*shape[:-2], h + 2 * ph, w + 2 * pw)
 
 
 def gaussian_kernel1d(sigma: float, truncate: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -47,15 +61,32 @@ def gaussian_kernel1d(sigma: float, truncate: float, dtype: torch.dtype, device:
     return (k / k.sum()).to(dtype=dtype, device=device)
 
 
+def fft_size(n: int) -> int:
+    """The smallest 5-smooth length ≥ n (2^a·3^b·5^c, a ≥ 1): fast for the FFT, as cv2.getOptimalDFTSize."""
+    m = max(n, 2)
+    while True:
+        r = m
+        for q in (2, 3, 5):
+            while r % q == 0:
+                r //= q
+        if r == 1 and m % 2 == 0:
+            return m
+        m += 1
+
+
 def fft_correlate_valid(padded: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """'valid' 2-D correlation of …×Hp×Wp with a kh×kw kernel through the FFT (for large kernels)."""
+    """'valid' 2-D correlation of …×Hp×Wp with a kh×kw kernel through the FFT (for large kernels).
+    The transform length is the next 5-smooth size; the zero tail never wraps into the valid part."""
     hp, wp = padded.shape[-2:]
     kh, kw = kernel.shape
+    nh, nw = fft_size(hp), fft_size(wp)
     work = torch.float64 if padded.dtype == torch.float64 else torch.float32
-    flipped = torch.zeros(hp, wp, dtype=work, device=padded.device)
-    flipped[:kh, :kw] = kernel.flip(0, 1).to(work)
-    out = torch.fft.irfft2(torch.fft.rfft2(padded.to(work)) * torch.fft.rfft2(flipped), s=(hp, wp))
-    return out[..., kh - 1:, kw - 1:].to(padded.dtype)
+    flipped = torch.zeros(nh, nw, dtype=work, device=padded.device)
+    flipped[:kh, :kw] = kernel.flip(0, 1).to(device=padded.device, dtype=work)
+    spec = torch.fft.rfft2(padded.to(work), s=(nh, nw))
+    spec.mul_(torch.fft.rfft2(flipped))
+    out: torch.Tensor = torch.fft.irfft2(spec, s=(nh, nw))
+    return out[..., kh - 1:hp, kw - 1:wp].to(padded.dtype)
 
 
 def shift_sum(padded: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -71,19 +102,70 @@ def shift_sum(padded: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return out
 
 
-FFT_MIN_TAPS = 9  # kernels at least this wide are applied through the FFT (as OpenCV's filter2D does for large ones)
+FFT_MIN_TAPS = 9  # 2-D kernels at least this wide are applied through the FFT (as OpenCV's filter2D does)
+SHIFT_MAX_TAPS = 3  # 1-D kernels up to this length are shifted-slice sums; longer ones banded matrix products
+BAND_BLOCK = 32  # output rows/columns per banded block
+
+
+def band_matrix(k: torch.Tensor, block: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(block + K - 1) × block matrix T with T[o + t, o] = k[t]: a window of block + K - 1 samples times T
+    is the 'valid' correlation of that window with k."""
+    taps = k.numel()
+    j = torch.arange(block + taps - 1, device=device)[:, None] - torch.arange(block, device=device)[None, :]
+    vals = k.to(device=device, dtype=dtype)[j.clamp(0, taps - 1)]
+    return torch.where((j >= 0) & (j < taps), vals, torch.zeros((), dtype=dtype, device=device))
+
+
+def correlate_rows(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """'valid' correlation along dim -2 of P×Hp×W with a 1-D kernel -> P×(Hp-K+1)×W.
+
+    Short kernels are sums of shifted slices. Longer ones are products with a banded block matrix, one
+    batched GEMM per block of BAND_BLOCK output rows (≈ (BAND_BLOCK + K - 1) multiply-adds per output
+    at BLAS speed, instead of K memory-bound passes or a 2-D FFT)."""
+    taps = k.numel()
+    h = x.shape[-2] - taps + 1
+    if taps <= SHIFT_MAX_TAPS:
+        out = x[:, 0:h] * float(k[0])
+        for t in range(1, taps):
+            out.add_(x[:, t:t + h], alpha=float(k[t]))
+        return out
+    band = band_matrix(k, BAND_BLOCK, x.dtype, x.device).t()
+    blocks = [(s, min(s + BAND_BLOCK, h)) for s in range(0, h, BAND_BLOCK)]
+    if x.requires_grad:  # out= does not record gradients
+        return torch.cat([band[:e - s, :e - s + taps - 1] @ x[:, s:e + taps - 1] for s, e in blocks], 1)
+    out = torch.empty(x.shape[0], h, x.shape[-1], dtype=x.dtype, device=x.device)
+    for s, e in blocks:
+        torch.matmul(band[:e - s, :e - s + taps - 1], x[:, s:e + taps - 1], out=out[:, s:e])
+    return out
+
+
+def correlate_cols(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """'valid' correlation along the last dim of R×Wp with a 1-D kernel -> R×(Wp-K+1) (as correlate_rows)."""
+    taps = k.numel()
+    w = x.shape[-1] - taps + 1
+    if taps <= SHIFT_MAX_TAPS:
+        out = x[:, 0:w] * float(k[0])
+        for t in range(1, taps):
+            out.add_(x[:, t:t + w], alpha=float(k[t]))
+        return out
+    band = band_matrix(k, BAND_BLOCK, x.dtype, x.device)
+    blocks = [(s, min(s + BAND_BLOCK, w)) for s in range(0, w, BAND_BLOCK)]
+    if x.requires_grad:
+        return torch.cat([x[:, s:e + taps - 1] @ band[:e - s + taps - 1, :e - s] for s, e in blocks], 1)
+    out = torch.empty(x.shape[0], w, dtype=x.dtype, device=x.device)
+    for s, e in blocks:
+        torch.mm(x[:, s:e + taps - 1], band[:e - s + taps - 1, :e - s], out=out[:, s:e])
+    return out
 
 
 def separable_filter(x: torch.Tensor, kh: torch.Tensor, kw: torch.Tensor, mode: PadMode) -> torch.Tensor:
-    """Correlate every channel of ``x`` (…×H×W) with kh along H and kw along W."""
+    """Correlate every channel of ``x`` (…×H×W) with kh along H and kw along W (one padding, two 1-D passes)."""
     shape = x.shape
-    y = x.reshape(-1, 1, *shape[-2:])
+    h, w = shape[-2:]
     rh, rw = kh.numel() // 2, kw.numel() // 2
-    y = pad2d(y, rh, rw, mode)
-    if max(kh.numel(), kw.numel()) >= FFT_MIN_TAPS:
-        return fft_correlate_valid(y, torch.outer(kh.double(), kw.double())).reshape(shape)
-    y = shift_sum(y, kh.to(y.dtype).view(-1, 1))
-    y = shift_sum(y, kw.to(y.dtype).view(1, -1))
+    y = pad2d(x.reshape(-1, 1, h, w), rh, rw, mode).reshape(-1, h + 2 * rh, w + 2 * rw)
+    y = correlate_rows(y, kh.to(y.dtype))
+    y = correlate_cols(y.reshape(-1, w + 2 * rw), kw.to(y.dtype))
     return y.reshape(shape)
 
 
@@ -129,14 +211,11 @@ def bilinear_sample(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, mode: P
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=align)
 
 
-def motion_blur(x: torch.Tensor, radius: int, sigma: float, angle_deg: torch.Tensor) -> torch.Tensor:
-    """imagecorruptions' ``_motion_blur``: a one-sided Gaussian-weighted sum of shifted copies
-    (edge-replicating shifts) along a per-image angle; taps stop where the shift leaves the image.
-
-    Batched as one FFT convolution of the replicate-padded batch with per-image sparse line kernels
-    (exact up to floating-point rounding: a clamped shift by at most the pad is a slice of the padded image).
-    """
-    n, c, h, w = x.shape
+def motion_taps(n: int, radius: int, sigma: float, angle_deg: torch.Tensor,
+                h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """imagecorruptions' ``_motion_blur`` kernel per image: tap i has the one-sided Gaussian weight
+    k[i] and the shift (dy, dx) = -ceil(i·(sin a, cos a) - 1/2); taps stop (weight 0) from the first
+    one whose shift leaves the image. Returns weights (N×width float64, CPU), dy and dx (N×width long)."""
     width = 2 * int(radius) + 1
     k = torch.exp(-torch.arange(width, dtype=torch.float64) ** 2 / (2 * float(sigma) ** 2))
     k = k / k.sum()
@@ -145,49 +224,63 @@ def motion_blur(x: torch.Tensor, radius: int, sigma: float, angle_deg: torch.Ten
     dy = -torch.ceil(i[None] * torch.sin(a)[:, None] - 0.5).long()  # N × width
     dx = -torch.ceil(i[None] * torch.cos(a)[:, None] - 0.5).long()
     alive = ((dy.abs() < h) & (dx.abs() < w)).long().cumprod(1).bool()
-    r = width  # |dy|, |dx| <= width - 1
+    weights = torch.where(alive, k[None].expand(n, -1), torch.zeros((), dtype=torch.float64))
+    return weights, dy, dx
+
+
+def motion_blur(x: torch.Tensor, radius: int, sigma: float, angle_deg: torch.Tensor,
+                fft: bool | None = None) -> torch.Tensor:
+    """imagecorruptions' ``_motion_blur``: a one-sided Gaussian-weighted sum of shifted copies
+    (edge-replicating shifts) along a per-image angle; taps stop where the shift leaves the image.
+
+    A clamped shift by at most the pad is a slice of the replicate-padded image, so the result is exact up
+    to floating-point rounding on both paths. On CPU every image sums its own shifted slices (taps with
+    the same shift merged; a few dozen slice additions per image, all channels at once); elsewhere the
+    batch is one FFT convolution with per-image sparse line kernels (no per-image loop on a GPU).
+    ``fft`` forces one path (None: by device).
+    """
+    n, c, h, w = x.shape
+    weights, dy, dx = motion_taps(n, radius, sigma, angle_deg, h, w)
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    live = weights > 0
+    r = int(torch.maximum(dy.abs(), dx.abs())[live].max()) if bool(live.any()) else 0
+    padded = pad2d(x.to(work), r, r, "replicate")
+    use_fft = x.device.type != "cpu" if fft is None else fft
+    if not use_fft:
+        out: torch.Tensor = torch.zeros(n, c, h, w, dtype=work, device=x.device)
+        for img in range(n):
+            merged: dict[tuple[int, int], float] = {}
+            for wgt, sy, sx in zip(weights[img].tolist(), dy[img].tolist(), dx[img].tolist(), strict=True):
+                if wgt > 0:
+                    merged[(sy, sx)] = merged.get((sy, sx), 0.0) + wgt
+            dst, src = out[img], padded[img]
+            for (sy, sx), wgt in merged.items():
+                dst.add_(src[:, r - sy:r - sy + h, r - sx:r - sx + w], alpha=wgt)
+        return out.to(x.dtype)
     hp, wp = h + 2 * r, w + 2 * r
     kern = torch.zeros(n, hp, wp, dtype=torch.float64)
-    weights = torch.where(alive, k[None].expand(n, -1), torch.zeros(()))
+    width = weights.shape[1]
     kern.index_put_((torch.arange(n)[:, None].expand(-1, width), dy % hp, dx % wp), weights, accumulate=True)
-    work = torch.float64 if x.dtype == torch.float64 else torch.float32
-    padded = pad2d(x.to(work), r, r, "replicate")
     spec = torch.fft.rfft2(padded) * torch.fft.rfft2(kern.to(device=x.device, dtype=work))[:, None]
     out = torch.fft.irfft2(spec, s=(hp, wp))
     return out[..., r:r + h, r:r + w].to(x.dtype)
 
 
-def zoom_coords(size: int, factor: float, center_trim: bool, device: torch.device) -> torch.Tensor:
-    """Source coordinates of ``clipped_zoom`` along one axis: crop ceil(size/z) centred pixels, then
-    scipy.ndimage.zoom (order 1, output round(crop·z), align-corners mapping). imagecorruptions keeps the
-    first ``size`` outputs; the original scripts (center_trim) keep the centred ones."""
-    ch = int(math.ceil(size / float(factor)))
-    top = (size - ch) // 2
-    out = int(round(ch * factor))
-    scale = (ch - 1) / (out - 1) if out > 1 else 0.0
-    start = (out - size) // 2 if center_trim else 0
-    o = torch.arange(start, start + size, dtype=torch.float64, device=device)
-    return top + o * scale
+def clipped_zoom(x: torch.Tensor, factor: float, center_trim: bool) -> torch.Tensor:
+    """Zoom into the centre of every image of N×C×H×W by ``factor`` (same for the batch; deterministic).
 
-
-def interp_axis(x: torch.Tensor, coords: torch.Tensor, dim: int) -> torch.Tensor:
-    """Linear interpolation of ``x`` along ``dim`` at shared coordinates (clamped to the axis)."""
-    n = x.shape[dim]
-    c0 = torch.floor(coords).long().clamp(0, n - 1)
-    c1 = (c0 + 1).clamp(max=n - 1)
-    wgt = (coords - c0.to(coords.dtype)).to(x.dtype)
-    shape = [1] * x.ndim
-    shape[dim] = -1
-    wgt = wgt.view(shape)
-    return x.index_select(dim, c0) * (1 - wgt) + x.index_select(dim, c1) * wgt
-
-
-def clipped_zoom(x: torch.Tensor, factor: float, center_trim: bool, out_h: int | None = None) -> torch.Tensor:
-    """Zoom into the centre of every image by ``factor`` (same for the batch; deterministic)."""
+    As the reference's ``clipped_zoom``: crop the ceil(H/z)×ceil(W/z) centre, resize it linearly to
+    round(crop·z) with scipy.ndimage.zoom's align-corners mapping (= ``F.interpolate(bilinear,
+    align_corners=True)``), then keep the first H×W pixels (imagecorruptions) or the centred ones
+    (the cifar/tiny scripts, ``center_trim``)."""
     h, w = x.shape[-2:]
-    ys = zoom_coords(h, factor, center_trim, x.device)
-    xs = zoom_coords(w, factor, center_trim, x.device)
-    return interp_axis(interp_axis(x, ys, -2), xs, -1)
+    ch, cw = int(math.ceil(h / float(factor))), int(math.ceil(w / float(factor)))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    oh, ow = int(round(ch * factor)), int(round(cw * factor))
+    crop = x[..., top:top + ch, left:left + cw]
+    zoomed = F.interpolate(crop, size=(oh, ow), mode="bilinear", align_corners=True)
+    sh, sw = ((oh - h) // 2, (ow - w) // 2) if center_trim else (0, 0)
+    return zoomed[..., sh:sh + h, sw:sw + w]
 
 
 def plasma_fractal(n: int, mapsize: int, wibbledecay: float, generator: torch.Generator) -> torch.Tensor:
@@ -198,9 +291,9 @@ def plasma_fractal(n: int, mapsize: int, wibbledecay: float, generator: torch.Ge
     step = mapsize
     wibble = 100.0
 
-    def wibbled_mean(a: torch.Tensor) -> torch.Tensor:
+    def wibbled_mean(a: torch.Tensor) -> torch.Tensor:  # a / 4 + wibble·U(-wibble, wibble), in place on a
         u = torch.rand(a.shape, generator=generator, device=dev, dtype=torch.float32)
-        return a / 4 + wibble * (u * 2 * wibble - wibble)
+        return a.mul_(0.25).add_(u, alpha=2 * wibble * wibble).sub_(wibble * wibble)
 
     while step >= 2:
         half = step // 2
@@ -231,4 +324,6 @@ def uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Ge
 
 
 def normal(shape: tuple[int, ...], loc: float, scale: float, generator: torch.Generator) -> torch.Tensor:
-    return loc + scale * torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float64)
+    """Normal(loc, scale) in float32 on the generator's device (torch's vectorised float32 sampler is
+    about five times faster than float64 on CPU; every caller works in float32)."""
+    return loc + scale * torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
