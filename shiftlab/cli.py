@@ -449,24 +449,21 @@ def zoo_train(
     data_root: Path = typer.Option(None, help="where Fashion-MNIST's files are"),
 ) -> None:
     """(Re)train zoo entries with their stored configuration and install their checkpoints."""
-    import subprocess
-
     import torch
 
     from shiftlab.zoo import ZOO, default_zoo_dir
     from shiftlab.zoo.training import balance, train_entry
+    from shiftlab.zoo.workers import run_workers
 
     names = list(parse_list(only, str, "--only") or ZOO.names())
     entries = [ZOO.get(n) for n in names]
     zoo_dir = zoo or default_zoo_dir()
-    if jobs > 1:
-        groups = balance(entries, jobs)
-        base = [sys.executable, "-m", "shiftlab.cli", "zoo", "train", "--zoo", str(zoo_dir), "--runs", str(runs),
-                "--threads", "1"] + (["--data-root", str(data_root)] if data_root else [])
-        procs = [subprocess.Popen(base + ["--only", ",".join(e.name for e in g)]) for g in groups]
-        codes = [p.wait() for p in procs]
-        if any(codes):
-            raise UserError(f"zoo training failed in {sum(1 for c in codes if c)} worker(s); rerun to resume")
+    if jobs > 1:  # workers print one line per finished entry; their progress bars stay in their logs
+        base = ["zoo", "train", "--zoo", str(zoo_dir), "--runs", str(runs),
+                *(["--data-root", str(data_root)] if data_root else [])]
+        with err_console.status(f"training {len(entries)} zoo entries in {jobs} processes"):
+            run_workers([[*base, "--only", ",".join(e.name for e in g)] for g in balance(entries, jobs)],
+                        "zoo training", show_output=True)
         return
     if threads:
         torch.set_num_threads(threads)
@@ -489,6 +486,37 @@ def zoo_headline_table(rows: list[Any], title: str) -> Table:
         cells = [_fmt_pct(r.metrics[k]) for k in HEADLINE]
         table.add_row(r.name, r.recipe, "—" if r.train_seconds is None else f"{r.train_seconds:.0f}", *cells)
     return table
+
+
+def run_zoo_evaluation(models: list[Any], store: Path, options: Any, jobs: int = 1, zoo: Path | None = None,
+                       eval_progress: Callable[[Progress], Any] = RichEvalProgress) -> tuple[list[Any], list[Any]]:
+    """Evaluate zoo models into ``store`` and return (table rows, literature checks).
+
+    With ``jobs`` > 1 single-thread worker processes evaluate first; the in-process pass that follows
+    (with progress bars) then only finds what they left undone, e.g. after a worker failed.
+    """
+    from shiftlab.store import Store
+    from shiftlab.zoo.checks import run_checks
+    from shiftlab.zoo.evaluation import evaluate_zoo, evaluate_zoo_in_processes, zoo_table
+
+    if jobs > 1:
+        with err_console.status(f"evaluating {len(models)} zoo models in {jobs} processes"):
+            evaluate_zoo_in_processes(models, store, options, jobs, zoo)
+    with Store(store) as db:
+        with make_progress() as progress:
+            overall = progress.add_task("zoo models", total=len(models))
+            evaluate_zoo(models, db, options, progress=lambda: eval_progress(progress),
+                         on_model=lambda zm, s: progress.advance(overall))
+        rows = zoo_table(models, db, options)
+    pgd = next((zm.card.training for zm in models if zm.name == "pgd-at"), None)
+    return rows, run_checks(rows, pgd)
+
+
+def print_checks(out: Console, checks: list[Any]) -> None:
+    """One line per literature check of the zoo: verdict, claim, the numbers behind it."""
+    for c in checks:
+        mark = {True: "[green]holds[/]", False: "[red]does not hold[/]", None: "[yellow]undecided[/]"}[c.holds]
+        out.print(f"{mark}  {escape(c.claim)}: {escape(c.detail)}")
 
 
 def _fmt_pct(v: float | None) -> str:
@@ -562,11 +590,9 @@ def zoo_evaluate(
     """Run clean, corruptions, adversarial (APGD-CE Linf 0.1), calibration and OOD on every zoo model; resumable."""
     from dataclasses import asdict
 
-    from shiftlab.store import Store
     from shiftlab.zoo import installed
-    from shiftlab.zoo.checks import run_checks
-    from shiftlab.zoo.evaluation import evaluate_zoo, evaluate_zoo_in_processes, zoo_options, zoo_table
     from shiftlab.zoo.evaluation import update_cards as write_cards
+    from shiftlab.zoo.evaluation import zoo_options
 
     if limit < 0:
         raise UserError(f"--limit must be a number of images (0 for all), got {limit}")
@@ -574,27 +600,15 @@ def zoo_evaluate(
     if not models:
         raise UserError(f"no zoo checkpoints in {zoo or 'the zoo directory'}; run `shiftlab zoo train` first")
     options = zoo_options(limit or None, seed)
-    if jobs > 1:
-        with err_console.status(f"evaluating {len(models)} zoo models in {jobs} processes"):
-            evaluate_zoo_in_processes(models, store, options, jobs, zoo)
-    with Store(store) as db:
-        with make_progress() as progress:
-            overall = progress.add_task("zoo models", total=len(models), stats="")
-            evaluate_zoo(models, db, options, progress=lambda: RichEvalProgress(progress),
-                         on_model=lambda zm, s: progress.advance(overall))
-        rows = zoo_table(models, db, options)
+    rows, checks = run_zoo_evaluation(models, store, options, jobs, zoo)
     if update_cards:
         write_cards(models, rows, options)
-    pgd = next((zm.card.training for zm in models if zm.name == "pgd-at"), None)
-    checks = run_checks(rows, pgd)
     if as_json:
         print(json.dumps({"store": str(store), "rows": [asdict(r) for r in rows],
                           "checks": [asdict(c) for c in checks]}, indent=2))
         return
     console.print(zoo_headline_table(rows, f"zoo on fashion-mnist{f'[:{limit}]' if limit else ''} (seed {seed})"))
-    for c in checks:
-        mark = {True: "[green]holds[/]", False: "[red]does not hold[/]", None: "[yellow]undecided[/]"}[c.holds]
-        console.print(f"{mark}  {escape(c.claim)}: {escape(c.detail)}")
+    print_checks(console, checks)
     console.print(f"results store: {store}; `shiftlab report --store {store}` for the HTML leaderboard")
 
 

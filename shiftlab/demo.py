@@ -90,31 +90,18 @@ def ood_step(run: DemoRun) -> None:
 
 def zoo_step(run: DemoRun) -> None:
     """the zoo: small-cnn trained with every recipe, evaluated with the same protocol"""
-    from shiftlab.cli import zoo_headline_table
+    from shiftlab.cli import print_checks, run_zoo_evaluation, zoo_headline_table
     from shiftlab.zoo import installed
-    from shiftlab.zoo.checks import run_checks
-    from shiftlab.zoo.evaluation import evaluate_zoo, evaluate_zoo_in_processes, zoo_table
 
     t0 = time.perf_counter()
     models = installed()
     if not models:
         run.console.print("no zoo checkpoints found (zoo/ or $SHIFTLAB_ZOO); skipping the zoo")
         return
-    jobs = min(len(models), os.cpu_count() or 1)
-    if jobs > 1:  # one single-threaded process per core: small models use cores better that way
-        with run.console.status(f"evaluating {len(models)} zoo models in {jobs} processes"):
-            evaluate_zoo_in_processes(models, run.store_path, run.options, jobs)
-    with Store(run.store_path) as db:
-        with run.make_progress() as progress:
-            overall = progress.add_task("zoo models", total=len(models))
-            evaluate_zoo(models, db, run.options, progress=lambda: run.eval_progress(progress),
-                         on_model=lambda zm, s: progress.advance(overall))
-        rows = zoo_table(models, db, run.options)
+    jobs = min(len(models), os.cpu_count() or 1)  # one single-threaded process per core
+    rows, checks = run_zoo_evaluation(models, run.store_path, run.options, jobs, eval_progress=run.eval_progress)
     run.console.print(zoo_headline_table(rows, f"zoo on fashion-mnist[:{run.options.limit}] (%; APGD-CE at Linf 0.1)"))
-    pgd = next((zm.card.training for zm in models if zm.name == "pgd-at"), None)
-    for check in run_checks(rows, pgd):
-        verdict = {True: "holds", False: "does not hold", None: "undecided"}[check.holds]
-        run.console.print(f"{verdict}: {check.claim} — {check.detail}", highlight=False)
+    print_checks(run.console, checks)
     run.timings["zoo"] = time.perf_counter() - t0
 
 

@@ -123,6 +123,7 @@ def compare_apgd(model, x, y) -> dict[str, tuple[int, int]]:
 
 def check(results: dict[str, tuple[int, int]], n: int) -> None:
     """Robust images: shiftlab ≤ torchattacks + 0.5 pp (APGD-CE) / + 0.3 pp (ensemble), in whole images."""
+    print(f"ORACLE n={n} robust images (shiftlab, torchattacks): {results}")  # shown with -s
     ours, theirs = results["apgd-ce"]
     assert ours <= theirs + int(0.005 * n), results
     if "autoattack-standard" in results:

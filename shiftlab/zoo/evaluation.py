@@ -8,16 +8,12 @@ under APGD-CE at L∞ eps 0.1, ECE (15 bins) before and after temperature scalin
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shiftlab.errors import UserError
 from shiftlab.evaluate import SuiteOptions, make_context, run_suites
 from shiftlab.evaluate.cache import EvalCache
 from shiftlab.models.checkpoint import read_card, write_card
@@ -25,6 +21,7 @@ from shiftlab.report.gather import gather
 from shiftlab.report.leaderboard import build_leaderboard
 from shiftlab.store import Store
 from shiftlab.zoo.catalog import ZooModel
+from shiftlab.zoo.workers import run_workers
 
 ZOO_SUITES = ("clean", "corruptions", "adversarial", "calibration", "ood")
 ZOO_EPS = 0.1
@@ -62,21 +59,12 @@ def evaluate_zoo(models: list[ZooModel], store: Store, options: SuiteOptions, su
 
 def evaluate_zoo_in_processes(models: list[ZooModel], store_path: Path, options: SuiteOptions, jobs: int,
                               zoo_dir: Path | None = None) -> None:
-    """``evaluate_zoo`` split over ``jobs`` processes of one torch thread each (the models are small, so
-    one thread per model uses the cores better than intra-op threads; each process generates its own
-    corrupted batches). The processes write to the same store (SQLite WAL); a failure raises UserError
-    with the worker's last error line, and a rerun resumes."""
+    """``evaluate_zoo`` split over ``jobs`` single-thread worker processes (``zoo.workers``); each
+    generates its own corrupted batches and all write to the same store (SQLite WAL)."""
+    base = ["zoo", "evaluate", "--store", str(store_path), "--limit", str(options.limit or 0),
+            "--seed", str(options.seed), "--json", *(["--zoo", str(zoo_dir)] if zoo_dir is not None else [])]
     groups = [models[i::jobs] for i in range(jobs) if models[i::jobs]]
-    base = [sys.executable, "-m", "shiftlab.cli", "zoo", "evaluate", "--store", str(store_path),
-            "--limit", str(options.limit or 0), "--seed", str(options.seed), "--json"]
-    if zoo_dir is not None:
-        base += ["--zoo", str(zoo_dir)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([*base, "--only", ",".join(m.name for m in g)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for g in groups]
-    errors = [err.strip().splitlines()[-1:] for p in procs for err in [p.communicate()[1]] if p.returncode]
-    if errors:
-        raise UserError(f"zoo evaluation failed in {len(errors)} worker(s): {' | '.join(e[0] for e in errors if e)}")
+    run_workers([[*base, "--only", ",".join(m.name for m in g)] for g in groups], "zoo evaluation")
 
 
 @dataclass(frozen=True)
