@@ -30,6 +30,9 @@ EPS = 0.1
 
 
 def main() -> None:
+    from shiftlab.allocator import keep_freed_memory
+
+    allocator = keep_freed_memory()  # as the CLI does; both sides of the comparison run with it
     import torchattacks as ta
     from conftest import trained_checkpoint
 
@@ -112,7 +115,8 @@ def main() -> None:
     with torch.no_grad():
         clean_acc = float((model(x).argmax(1) == y).float().mean())
     print(f"model {card.name} ({card.fingerprint[:12]}, clean accuracy {clean_acc:.3f}), {args.n} images, "
-          f"Linf eps={EPS}, torch threads={torch.get_num_threads()}, load average {load_before[0]:.2f}", flush=True)
+          f"Linf eps={EPS}, torch threads={torch.get_num_threads()}, load average {load_before[0]:.2f}, "
+          f"malloc keeps freed memory: {allocator}", flush=True)
     print(f"{'attack':36s} {'shiftlab s':>10s} {'robust':>7s} {'torchattacks s':>14s} {'robust':>7s} {'speed-up':>8s}")
     for name, ours, theirs in rows:
         if name in skip or (only and name not in only):
@@ -140,7 +144,7 @@ def main() -> None:
         print(f"shiftlab autoattack-standard per attack: {breakdown}")
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.2f}")
-    print(json.dumps({"benchmark": "attacks", "model": card.name, "fingerprint": card.fingerprint, "n": args.n,
+    print(json.dumps({"benchmark": "attacks", "keep_freed_memory": allocator, "model": card.name, "fingerprint": card.fingerprint, "n": args.n,
                       "eps": EPS, "threads": torch.get_num_threads(), "clean_accuracy": clean_acc,
                       "load_before": load_before[0], "load_after": load_after[0],
                       "ensemble_breakdown": breakdown, "rows": results}))

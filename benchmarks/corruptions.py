@@ -1,6 +1,7 @@
 """Images per second of shiftlab's corruptions vs imagecorruptions 1.1.2, measured side by side.
 
-Both run single-threaded (torch.set_num_threads(1), cv2.setNumThreads(1)) on the same real Fashion-MNIST
+Both run with ``--threads`` threads (torch.set_num_threads, cv2.setNumThreads; default 1; the reference's
+numpy/PIL/scikit-image code is single-threaded whatever the setting) on the same real Fashion-MNIST
 images at severity 3 with ImageNet-C parameters (what imagecorruptions always uses): 28×28 gray,
 32×32 RGB (gray stacked) and 224×224 RGB (bilinear resize, stacked). shiftlab corrupts one batch of
 ``--n`` images in one call; imagecorruptions loops over ``--n-ref`` images (fewer: it is per image).
@@ -8,7 +9,7 @@ Both report the best of ``--repeats`` runs (the reference's glass_blur at 224 px
 Prints a table, the geometric-mean speed-up per size and overall, the 1-minute load average before and
 after, and a final JSON line.
 
-    nice -n 10 .venv/bin/python benchmarks/corruptions.py --n 64 --n-ref 8
+    nice -n 10 .venv/bin/python benchmarks/corruptions.py --n 64 --n-ref 8 [--threads 2]
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ def best_of(fn, repeats: int) -> float:
 
 
 def main() -> None:
+    from shiftlab.allocator import keep_freed_memory
+
+    allocator = keep_freed_memory()  # as the CLI does; both sides of the comparison run with it
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=64, help="images per shiftlab batch")
     parser.add_argument("--n-ref", type=int, default=8, help="images for imagecorruptions (per-image loop)")
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--only", default=None, help="comma-separated corruption names")
+    parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads")
     args = parser.parse_args()
 
     import cv2
@@ -53,8 +58,8 @@ def main() -> None:
     from shiftlab.data import load_dataset
     from shiftlab.shifts import SHIFTS
 
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
     ic = load()
     names = args.only.split(",") if args.only else SHIFTS.names()
     base, _ = load_dataset("fashion-mnist", "test", limit=args.n).get_batch(torch.arange(args.n))
@@ -66,7 +71,8 @@ def main() -> None:
     rows = []
     load_before = os.getloadavg()[0]
     print(f"threads: torch {torch.get_num_threads()}, cv2 {cv2.getNumThreads()}; severity {args.severity}; "
-          f"shiftlab batch {args.n}, reference {args.n_ref} images; load average (1 min) {load_before:.2f}")
+          f"shiftlab batch {args.n}, reference {args.n_ref} images; load average (1 min) {load_before:.2f}; "
+          f"malloc keeps freed memory (shiftlab.allocator): {allocator}")
     print(f"{'size':<12} {'corruption':<18} {'shiftlab img/s':>15} {'imagecorr img/s':>16} {'speed-up':>9}")
     for label, x in configs.items():
         x = torch.round(x * 255) / 255
@@ -110,7 +116,7 @@ def main() -> None:
         print(f"geometric-mean speed-up {label}: {g:.1f}×" if g else f"{label}: no pairs")
     print(f"geometric-mean speed-up {geo:.1f}× over {len(ups)} pairs; slower than the reference: {slower or 'none'}; "
           f"load average (1 min) {load_before:.2f} -> {load_after:.2f}")
-    print(json.dumps({"benchmark": "corruptions", "threads": 1, "severity": args.severity, "n": args.n,
+    print(json.dumps({"benchmark": "corruptions", "threads": args.threads, "keep_freed_memory": allocator, "severity": args.severity, "n": args.n,
                       "n_ref": args.n_ref, "repeats": args.repeats, "geomean_speedup": geo,
                       "geomean_by_size": per_size, "slower": slower, "load_avg_1min": [load_before, load_after],
                       "results": rows}))

@@ -48,6 +48,9 @@ def step_times(name: str, data, batch_size: int, steps: int) -> list[float]:
 
 
 def main() -> None:
+    from shiftlab.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as the CLI does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2, help="alternating ERM/recipe rounds")

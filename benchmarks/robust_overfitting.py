@@ -35,6 +35,9 @@ def apgd_accuracy(model: torch.nn.Module, n: int, eps: float) -> float:
 
 
 def main() -> None:
+    from shiftlab.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as the CLI does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-limit", type=int, default=2048)
     parser.add_argument("--epochs", type=int, default=20)

@@ -27,6 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from shiftlab.allocator import keep_freed_memory
 from shiftlab.errors import UserError
 
 app = typer.Typer(
@@ -615,6 +616,7 @@ def zoo_evaluate(
 def main() -> None:
     """Entry point (the ``shiftlab`` console script)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    keep_freed_memory()  # large CPU tensors reuse freed heap memory instead of fresh, page-faulting mmaps
     try:
         code = app(standalone_mode=False)
     except UserError as exc:  # raised outside a command body

@@ -14,10 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from shiftlab.allocator import keep_freed_memory
 from shiftlab.data import load_dataset
 
 FMNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    keep_freed_memory()  # as the CLI does: reuse freed memory instead of page-faulting fresh tensors
 
 
 def _code_hash(*files: str) -> str:
