@@ -119,9 +119,13 @@ def test_grayscale_colour_rule():
     rgb = g.expand(-1, 3, -1, -1)
     luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     for name in [n for n in NAMES if SHIFTS.meta(n).rgb_only]:
-        gray_out = SHIFTS.get(name)(g, 4, torch.Generator().manual_seed(0))
-        rgb_out = SHIFTS.get(name)(rgb, 4, torch.Generator().manual_seed(0))
-        torch.testing.assert_close(gray_out, (rgb_out * luma).sum(1, keepdim=True), atol=1e-5, rtol=0)
+        # closed-form gray paths (brightness, saturate) at every severity and table; the rest at one
+        cases = [(s, t) for s in range(1, 6) for t in (None, "imagenet")] if SHIFTS.get(name).gray_applier else [(4, None)]
+        for severity, table in cases:
+            gray_out = SHIFTS.get(name)(g, severity, torch.Generator().manual_seed(0), table)
+            rgb_out = SHIFTS.get(name)(rgb, severity, torch.Generator().manual_seed(0), table)
+            torch.testing.assert_close(gray_out, (rgb_out * luma).sum(1, keepdim=True), atol=1e-5, rtol=0,
+                                       msg=lambda m, n=name, s=severity, t=table: f"{n} s{s} {t}: {m}")
     # brightness on gray is x + c clipped, as in imagecorruptions
     out = SHIFTS.get("brightness")(g, 3, torch.Generator(), table="imagenet")
     torch.testing.assert_close(out, (g + 0.3).clamp(0, 1), atol=1e-6, rtol=0)

@@ -107,6 +107,7 @@ class Corruption(Generic[P]):
     rgb_only: bool = False
     chunked: bool = False  # images are corrupted independently: on CPU, apply runs on chunks of images
     in_range: bool = False  # the applier's output is already in [0, 1] (no final clip)
+    gray_applier: Applier | None = None  # rgb_only: closed form of luma(applier(gray stacked to RGB))
 
     def _work_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         n, c, h, w = x.shape
@@ -131,26 +132,29 @@ class Corruption(Generic[P]):
         """Pure: the corrupted images for ``params`` (clipped to [0, 1])."""
         self._check(x)
         gray_in = self.rgb_only and x.shape[1] == 1
+        direct = gray_in and self.gray_applier is not None  # one channel in, one out: no RGB round trip
+        applier = self.gray_applier if direct else self.applier
+        gray_in = gray_in and not direct
         work = x.expand(-1, 3, -1, -1) if gray_in else x
         step = max(1, CPU_CHUNK // max(work[0].numel(), 1))
         if self.chunked and x.device.type == "cpu" and step < len(work):
             # every image is corrupted independently of the others, so chunks of a few images give the
             # same result, each chunk's chain of full-size passes staying in cache
             n = len(work)
-            first = self._clipped(work[:step], slice_params(params, n, 0, step), x)
+            first = self._clipped(applier, work[:step], slice_params(params, n, 0, step), x)
             out = torch.empty((n, *first.shape[1:]), dtype=first.dtype)
             out[:step] = first
             for start in range(step, n, step):
-                out[start:start + step] = self._clipped(work[start:start + step],
+                out[start:start + step] = self._clipped(applier, work[start:start + step],
                                                         slice_params(params, n, start, start + step), x)
         else:
-            out = self._clipped(work, params, x)
+            out = self._clipped(applier, work, params, x)
         if gray_in:
             out = to_luma(out).clamp_(0.0, 1.0)
         return out.to(x.dtype)
 
-    def _clipped(self, work: torch.Tensor, params: P, x: torch.Tensor) -> torch.Tensor:
-        out = self.applier(work, params)
+    def _clipped(self, applier: Applier, work: torch.Tensor, params: P, x: torch.Tensor) -> torch.Tensor:
+        out = applier(work, params)
         if self.in_range:
             return out
         # clip in place when the applier returned fresh memory (saves a full-size copy per call)
@@ -174,15 +178,17 @@ SHIFTS: Registry[Corruption[Any]] = Registry("shift")
 
 
 def register(name: str, sampler: Sampler, applier: Applier, meta: ShiftMeta, *, chunked: bool | None = None,
-             in_range: bool = False) -> Corruption[Any]:
+             in_range: bool = False, gray: Applier | None = None) -> Corruption[Any]:
     """Register a corruption under ``name`` (a duplicate raises).
 
     ``chunked`` (default: ``meta.deterministic``) declares that every image is corrupted independently and
     that per-image params are tensors leading with the batch, so ``apply`` may run on CPU in chunks of
-    images; ``in_range`` declares that the applier's output never leaves [0, 1]."""
+    images; ``in_range`` declares that the applier's output never leaves [0, 1]; ``gray`` (rgb_only
+    corruptions) is the closed form of the grayscale rule, luma of the corrupted RGB-equivalent, on
+    N×1×H×W (its output is clipped like the applier's)."""
     corruption: Corruption[Any] = Corruption(name, sampler, applier, meta.rgb_only,
                                              chunked=meta.deterministic if chunked is None else chunked,
-                                             in_range=in_range)
+                                             in_range=in_range, gray_applier=gray)
     SHIFTS.add(name, corruption, meta)
     return corruption
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from shiftlab.shifts import ops
-from shiftlab.shifts.base import ShiftMeta, register
+from shiftlab.shifts.base import LUMA, ShiftMeta, register
 from shiftlab.shifts.tables import params as table_params
 
 
@@ -47,6 +47,11 @@ def apply_brightness(x: torch.Tensor, p: ScalarParams) -> torch.Tensor:
     return torch.where(v > 0, x * (v_new / v.clamp_min(1e-30)), v_new.expand_as(x))
 
 
+def apply_brightness_gray(x: torch.Tensor, p: ScalarParams) -> torch.Tensor:
+    """Gray pixels stacked to RGB have V = x and hue-free channels, so luma(brightness) = x + c."""
+    return x + p.value
+
+
 @dataclass(frozen=True, slots=True)
 class SaturateParams:
     factor: float
@@ -68,6 +73,13 @@ def apply_saturate(x: torch.Tensor, p: SaturateParams) -> torch.Tensor:
     gray_t = torch.tensor((0.0, 1.0, 1.0), dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     t = torch.where(delta > 0, (v - x) / delta.clamp_min(1e-30), gray_t)
     return v * (1 - s_new * t)
+
+
+def apply_saturate_gray(x: torch.Tensor, p: SaturateParams) -> torch.Tensor:
+    """Gray pixels have S = 0 and skimage's hue 0, i.e. t = (0, 1, 1); so the RGB result is
+    (V, V(1 − S'), V(1 − S')) with S' = clip(offset) and its luma V·(1 − (w_G + w_B)·S')."""
+    s_new = min(max(p.offset, 0.0), 1.0)
+    return x * (1 - (LUMA[1] + LUMA[2]) * s_new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,10 +227,11 @@ def apply_elastic(x: torch.Tensor, p: ElasticParams) -> torch.Tensor:
 
 
 register("brightness", _scalar("brightness"), apply_brightness,  # type: ignore[arg-type]
-         ShiftMeta("digital", deterministic=True, rgb_only=True))
+         ShiftMeta("digital", deterministic=True, rgb_only=True), gray=apply_brightness_gray)
 register("contrast", _scalar("contrast"), apply_contrast,  # type: ignore[arg-type]
          ShiftMeta("digital", deterministic=True))
 register("elastic_transform", sample_elastic, apply_elastic, ShiftMeta("digital"), chunked=True)
 register("pixelate", sample_pixelate, apply_pixelate, ShiftMeta("digital", deterministic=True), in_range=True)
 register("jpeg_compression", sample_jpeg, apply_jpeg, ShiftMeta("digital", deterministic=True), in_range=True)
-register("saturate", sample_saturate, apply_saturate, ShiftMeta("extra", deterministic=True, rgb_only=True))
+register("saturate", sample_saturate, apply_saturate, ShiftMeta("extra", deterministic=True, rgb_only=True),
+         gray=apply_saturate_gray)
