@@ -159,6 +159,19 @@ def test_jpeg_really_compresses():
     assert (SHIFTS.get("jpeg_compression")(smooth, 1, torch.Generator()) - smooth).abs().max() < 0.05
 
 
+def test_jpeg_codecs_agree(fmnist_test):
+    """torchvision's JPEG ops (deprecated since 0.29) and the Pillow fallback give the same bytes back."""
+    from shiftlab.shifts.digital import jpeg_codec, pillow_jpeg, torchvision_jpeg
+
+    assert jpeg_codec() is torchvision_jpeg  # this torchvision still has them
+    x, _ = fmnist_test.get_batch(torch.arange(6))
+    for imgs in (x, F.interpolate(x, size=48, mode="bilinear").clamp(0, 1).expand(-1, 3, -1, -1)):
+        u8 = (imgs * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        for quality in (80, 15, 7):
+            ours, pillow = torchvision_jpeg(u8, quality), pillow_jpeg(u8, quality)
+            assert all(torch.equal(a, b) for a, b in zip(ours, pillow, strict=True)), (imgs.shape, quality)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize("name", NAMES)
 def test_cuda_matches_cpu(name):

@@ -6,7 +6,8 @@ closed form: every RGB channel is V·(1 − S·t_c) with t_c fixed by the hue, s
 pixel and changing S moves each channel along (V − x_c)/(V − min). jpeg_compression really encodes and
 decodes: the batch is rounded to uint8 and passed as a list of tensors to torchvision.io.encode_jpeg /
 decode_jpeg (libjpeg, quality from the table; CPU; gray images are encoded as one-channel JPEG); the
-rounding writes channels-last memory directly, which libjpeg reads without a copy. pixelate reproduces
+rounding writes channels-last memory directly, which libjpeg reads without a copy. torchvision deprecated
+these ops in 0.29; where they are gone, Pillow's codec (the reference's own) does the same round trip. pixelate reproduces
 PIL's BOX windows (down and up): one ``embedding_bag`` (weighted sum of gathered rows) per axis down,
 row gathers up.
 """
@@ -14,6 +15,7 @@ row gathers up.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -91,17 +93,59 @@ def sample_jpeg(shape: tuple[int, ...], severity: int, g: torch.Generator, table
     return JpegParams(int(table_params("jpeg_compression", table, severity)))
 
 
-def apply_jpeg(x: torch.Tensor, p: JpegParams) -> torch.Tensor:
-    """Round to uint8 straight into channels-last memory (what libjpeg reads, so encode_jpeg makes no
-    copy of its own), encode and decode the list, copy the decoded images into the output and scale."""
+def torchvision_jpeg(images: torch.Tensor, quality: int) -> list[torch.Tensor]:
+    """JPEG round trip of N×H×W×C uint8 images with torchvision's libjpeg ops (the C×H×W views of
+    channels-last memory are what libjpeg reads, so no copy); returns C×H×W uint8 tensors."""
+    import warnings
+
     from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
 
+    with warnings.catch_warnings():  # deprecated since 0.29 in favour of TorchCodec: see jpeg_codec
+        warnings.simplefilter("ignore", DeprecationWarning)
+        encoded = encode_jpeg([img.permute(2, 0, 1) for img in images], quality=quality)
+        return decode_jpeg(encoded, mode=ImageReadMode.UNCHANGED)  # type: ignore[no-any-return]
+
+
+def pillow_jpeg(images: torch.Tensor, quality: int) -> list[torch.Tensor]:
+    """The same round trip through Pillow (libjpeg as well; the codec imagecorruptions itself uses),
+    one image at a time; the tensors' memory is handed to Pillow as a buffer, not computed on."""
+    import io
+
+    from PIL import Image
+
+    out = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img.squeeze(-1).numpy() if img.shape[-1] == 1 else img.numpy()).save(
+            buf, format="JPEG", quality=quality)
+        decoded = Image.open(buf)
+        data = torch.frombuffer(bytearray(decoded.tobytes()), dtype=torch.uint8)
+        out.append(data.view(decoded.height, decoded.width, -1).permute(2, 0, 1))
+    return out
+
+
+@functools.cache
+def jpeg_codec() -> Callable[[torch.Tensor, int], list[torch.Tensor]]:
+    """torchvision's JPEG ops where this torchvision still has them (deprecated since 0.29, to be
+    removed in favour of TorchCodec), else Pillow's: the corruption keeps working across versions."""
+    try:
+        from torchvision.io.image import _has_image_ops
+
+        if _has_image_ops():
+            return torchvision_jpeg
+    except ImportError:
+        pass
+    return pillow_jpeg
+
+
+def apply_jpeg(x: torch.Tensor, p: JpegParams) -> torch.Tensor:
+    """Round to uint8 straight into channels-last memory, encode and decode (``jpeg_codec``), copy
+    the decoded images into the output and scale."""
     n, c, h, w = x.shape
     scaled = torch.empty(n, h, w, c, dtype=x.dtype)
     torch.mul(x.detach().permute(0, 2, 3, 1).cpu(), 255, out=scaled)
     u8 = scaled.add_(0.5).clamp_(0, 255).to(torch.uint8)  # round half up, then truncate
-    encoded = encode_jpeg([img.permute(2, 0, 1) for img in u8], quality=p.quality)
-    decoded = decode_jpeg(encoded, mode=ImageReadMode.UNCHANGED)
+    decoded = jpeg_codec()(u8, p.quality)
     out = torch.empty(x.shape, dtype=x.dtype)
     for dst, img in zip(out, decoded, strict=True):
         dst.copy_(img)
