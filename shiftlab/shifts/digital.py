@@ -185,6 +185,12 @@ def box_bags(in_size: int, out_size: int, planes: int, dtype: torch.dtype,
     return (base + rows[None]).reshape(-1), weights.repeat(planes), offsets.reshape(-1)
 
 
+@functools.lru_cache(maxsize=64)
+def nearest_index(in_size: int, out_size: int, device: torch.device) -> torch.Tensor:
+    """The input pixel of every output pixel when enlarging with BOX (= NEAREST, see box_windows)."""
+    return torch.tensor([a for a, _ in box_windows(in_size, out_size)], device=device)
+
+
 def box_resize_rows(x: torch.Tensor, out_size: int) -> torch.Tensor:
     """PIL BOX resize along dim -2 of …×H×W: every output row is the mean of its window of input rows.
 
@@ -218,8 +224,7 @@ def apply_pixelate(x: torch.Tensor, p: PixelateParams) -> torch.Tensor:
     sh, sw = max(int(h * p.factor), 1), max(int(w * p.factor), 1)
     small = box_resize_rows(x, sh).transpose(-1, -2).contiguous()  # N×C×W×sh
     small = box_resize_rows(small, sw).transpose(-1, -2).clamp(0.0, 1.0)  # N×C×sh×sw
-    cols = torch.tensor([a for a, _ in box_windows(sw, w)], device=x.device)
-    return box_resize_rows(small.index_select(-1, cols), h)
+    return box_resize_rows(small.index_select(-1, nearest_index(sw, w, x.device)), h)
 
 
 @dataclass(frozen=True, slots=True)
