@@ -11,6 +11,13 @@ or tcmalloc for the same reason; this module gets most of the effect without a p
 come from the heap (``M_MMAP_MAX = 0``), freed memory stays for reuse (``M_TRIM_THRESHOLD``), and the
 heap grows in steps of 64 MiB (``M_TOP_PAD``).
 
+Reuse is best effort: torch allocates with ``posix_memalign``, which asks glibc for a little more than
+the block, so a freed block with a small live allocation right after it cannot serve the next request
+of its own size, which then comes from fresh heap (and faults, as without this module). In a loop of
+``(x + 1).clamp_(0, 1)`` on 38 MB batches, 4 of 7 processes ran fault-free after warm-up and the rest
+faulted on some iterations (never more than glibc's default), and the peak resident memory was 804 MB
+against 621 MB by default; it does not grow without bound (flat over 60 iterations).
+
 The price is that resident memory stays at the peak of the process until it exits. The CLI
 (``shiftlab.cli.main``), the benchmarks and the test session call ``keep_freed_memory()``; a library
 import never does. ``SHIFTLAB_MALLOC=default`` leaves malloc alone.
