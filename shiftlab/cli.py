@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,6 +29,12 @@ from rich.table import Table
 
 from shiftlab.allocator import keep_freed_memory
 from shiftlab.errors import UserError
+
+if TYPE_CHECKING:  # the CLI imports torch-heavy modules lazily, inside the commands
+    from shiftlab.evaluate import SuiteOptions
+    from shiftlab.zoo import ZooModel
+    from shiftlab.zoo.checks import Check
+    from shiftlab.zoo.evaluation import ZooRow
 
 app = typer.Typer(
     name="shiftlab",
@@ -75,7 +81,7 @@ def command(*args: Any, group: typer.Typer = app, **kwargs: Any) -> Callable[[F]
     """``group.command`` (the main app by default) with ``guarded`` applied: use it for every subcommand."""
 
     def decorator(fn: F) -> F:
-        return group.command(*args, **kwargs)(guarded(fn))  # type: ignore[return-value]
+        return group.command(*args, **kwargs)(guarded(fn))
 
     return decorator
 
@@ -489,8 +495,9 @@ def zoo_headline_table(rows: list[Any], title: str) -> Table:
     return table
 
 
-def run_zoo_evaluation(models: list[Any], store: Path, options: Any, jobs: int = 1, zoo: Path | None = None,
-                       eval_progress: Callable[[Progress], Any] = RichEvalProgress) -> tuple[list[Any], list[Any]]:
+def run_zoo_evaluation(models: list[ZooModel], store: Path, options: SuiteOptions, jobs: int = 1,
+                       zoo: Path | None = None, eval_progress: Callable[[Progress], Any] = RichEvalProgress,
+                       ) -> tuple[list[ZooRow], list[Check]]:
     """Evaluate zoo models into ``store`` and return (table rows, literature checks).
 
     With ``jobs`` > 1 single-thread worker processes evaluate first; the in-process pass that follows
@@ -513,7 +520,7 @@ def run_zoo_evaluation(models: list[Any], store: Path, options: Any, jobs: int =
     return rows, run_checks(rows, pgd)
 
 
-def print_checks(out: Console, checks: list[Any]) -> None:
+def print_checks(out: Console, checks: list[Check]) -> None:
     """One line per literature check of the zoo: verdict, claim, the numbers behind it."""
     for c in checks:
         mark = {True: "[green]holds[/]", False: "[red]does not hold[/]", None: "[yellow]undecided[/]"}[c.holds]
@@ -597,7 +604,7 @@ def zoo_evaluate(
 
     if limit < 0:
         raise UserError(f"--limit must be a number of images (0 for all), got {limit}")
-    models = installed(zoo, list(parse_list(only, str, "--only")) if only else None)
+    models = installed(zoo, list(parse_list(only, str, "--only") or ()) or None)
     if not models:
         raise UserError(f"no zoo checkpoints in {zoo or 'the zoo directory'}; run `shiftlab zoo train` first")
     options = zoo_options(limit or None, seed)
