@@ -134,8 +134,8 @@ class Corruption(Generic[P]):
         gray_in = self.rgb_only and x.shape[1] == 1
         direct = gray_in and self.gray_applier is not None  # one channel in, one out: no RGB round trip
         applier = self.gray_applier if direct else self.applier
-        gray_in = gray_in and not direct
-        work = x.expand(-1, 3, -1, -1) if gray_in else x
+        round_trip = gray_in and not direct  # through the RGB-equivalent and back to luma
+        work = x.expand(-1, 3, -1, -1) if round_trip else x
         step = max(1, CPU_CHUNK // max(work[0].numel(), 1))
         if self.chunked and x.device.type == "cpu" and step < len(work):
             # every image is corrupted independently of the others, so chunks of a few images give the
@@ -149,7 +149,7 @@ class Corruption(Generic[P]):
                                                         slice_params(params, n, start, start + step), x)
         else:
             out = self._clipped(applier, work, params, x)
-        if gray_in:
+        if round_trip:
             out = to_luma(out).clamp_(0.0, 1.0)
         return out.to(x.dtype)
 
