@@ -27,10 +27,10 @@ from shiftlab.shifts import SHIFTS
 
 DETERMINISTIC = [n for n in SHIFTS.names() if SHIFTS.meta(n).deterministic]
 RANDOM = [n for n in SHIFTS.names() if not SHIFTS.meta(n).deterministic]
-# documented approximations (see notes/corruptions.md): frost's texture is procedural (statistics of the
-# photographs, not the photographs); glass_blur is compared on 40 images only in the slow test (its
-# reference takes 2-4 s per image). Both get wider distribution tolerances.
-LOOSE = {"frost": 2.0, "glass_blur": 2.0}
+# glass_blur is compared on 40 images only in the slow test (its reference takes 2-4 s per image), so it
+# gets a wider distribution tolerance. frost (procedural texture, not the reference's photographs) passes
+# the common tolerance at every severity on 500 images (session 3, notes/corruptions.md).
+LOOSE = {"glass_blur": 2.0}
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
