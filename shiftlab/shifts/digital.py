@@ -7,9 +7,9 @@ pixel and changing S moves each channel along (V − x_c)/(V − min). jpeg_comp
 decodes: the batch is rounded to uint8 and passed as a list of tensors to torchvision.io.encode_jpeg /
 decode_jpeg (libjpeg, quality from the table; CPU; gray images are encoded as one-channel JPEG); the
 rounding writes channels-last memory directly, which libjpeg reads without a copy. torchvision deprecated
-these ops in 0.29; where they are gone, Pillow's codec (the reference's own) does the same round trip. pixelate reproduces
-PIL's BOX windows (down and up): one ``embedding_bag`` (weighted sum of gathered rows) per axis down,
-row gathers up.
+these ops in 0.29; where they are gone, Pillow's codec (the reference's own) does the same round trip.
+pixelate reproduces PIL's BOX windows (down and up): one ``embedding_bag`` (weighted sum of gathered
+rows) per axis down, row gathers up.
 """
 
 from __future__ import annotations
