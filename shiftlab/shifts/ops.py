@@ -116,6 +116,20 @@ def band_matrix(k: torch.Tensor, block: int, dtype: torch.dtype, device: torch.d
     return torch.where((j >= 0) & (j < taps), vals, torch.zeros((), dtype=dtype, device=device))
 
 
+def shifted_sum(x: torch.Tensor, k: torch.Tensor, n: int) -> torch.Tensor:
+    """Σ_t k[t]·x[:, t:t + n]: 'valid' correlation along dim 1 as shifted slices (short kernels; dim 1 is the
+    rows of P×Hp×W in correlate_rows and the columns of R×Wp in correlate_cols)."""
+    out = x[:, 0:n] * float(k[0])
+    for t in range(1, k.numel()):
+        out.add_(x[:, t:t + n], alpha=float(k[t]))
+    return out
+
+
+def band_blocks(n: int) -> list[tuple[int, int]]:
+    """[start, stop) of the blocks of BAND_BLOCK outputs that one banded GEMM each computes."""
+    return [(s, min(s + BAND_BLOCK, n)) for s in range(0, n, BAND_BLOCK)]
+
+
 def correlate_rows(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """'valid' correlation along dim -2 of P×Hp×W with a 1-D kernel -> P×(Hp-K+1)×W.
 
@@ -125,12 +139,9 @@ def correlate_rows(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     taps = k.numel()
     h = x.shape[-2] - taps + 1
     if taps <= SHIFT_MAX_TAPS:
-        out = x[:, 0:h] * float(k[0])
-        for t in range(1, taps):
-            out.add_(x[:, t:t + h], alpha=float(k[t]))
-        return out
+        return shifted_sum(x, k, h)
     band = band_matrix(k, BAND_BLOCK, x.dtype, x.device).t()
-    blocks = [(s, min(s + BAND_BLOCK, h)) for s in range(0, h, BAND_BLOCK)]
+    blocks = band_blocks(h)
     if x.requires_grad:  # out= does not record gradients
         return torch.cat([band[:e - s, :e - s + taps - 1] @ x[:, s:e + taps - 1] for s, e in blocks], 1)
     out = torch.empty(x.shape[0], h, x.shape[-1], dtype=x.dtype, device=x.device)
@@ -144,12 +155,9 @@ def correlate_cols(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     taps = k.numel()
     w = x.shape[-1] - taps + 1
     if taps <= SHIFT_MAX_TAPS:
-        out = x[:, 0:w] * float(k[0])
-        for t in range(1, taps):
-            out.add_(x[:, t:t + w], alpha=float(k[t]))
-        return out
+        return shifted_sum(x, k, w)
     band = band_matrix(k, BAND_BLOCK, x.dtype, x.device)
-    blocks = [(s, min(s + BAND_BLOCK, w)) for s in range(0, w, BAND_BLOCK)]
+    blocks = band_blocks(w)
     if x.requires_grad:
         return torch.cat([x[:, s:e + taps - 1] @ band[:e - s + taps - 1, :e - s] for s, e in blocks], 1)
     out = torch.empty(x.shape[0], w, dtype=x.dtype, device=x.device)
