@@ -37,7 +37,7 @@ TABLES: tuple[str, ...] = ("cifar", "tiny", "imagenet")
 Family = Literal["noise", "blur", "weather", "digital", "extra"]
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 LUMA = (0.299, 0.587, 0.114)
-CPU_CHUNK = 1 << 19  # values per chunk when a deterministic corruption runs on CPU (working set stays in cache)
+CPU_CHUNK = 1 << 19  # values per chunk when a chunked corruption runs on CPU (working set stays in cache)
 
 
 @dataclass(frozen=True, slots=True)
