@@ -5,8 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-# Debian packages: the demo dataset, and what the tests' oracles and the browser test need.
-APT_PACKAGES := dataset-fashion-mnist libmagickwand-dev chromium chromium-driver
+# Debian packages: the demo dataset, and what the tests' oracles, the browser test and the PostgreSQL store test need.
+APT_PACKAGES := dataset-fashion-mnist libmagickwand-dev chromium chromium-driver postgresql
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
 .PHONY: demo test setup apt venv lint clean
@@ -36,12 +36,14 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(VENV)/bin/shiftlab demo
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q
 
 lint: venv
 	$(VENV)/bin/ruff check shiftlab tests benchmarks
-	$(VENV)/bin/mypy shiftlab/registry.py shiftlab/config.py shiftlab/store
+	$(VENV)/bin/mypy shiftlab
+	$(VENV)/bin/mypy --strict --follow-imports=silent shiftlab/core shiftlab/store
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,14 +1,16 @@
 """Attack speed and strength: shiftlab vs torchattacks on the same model, images and run.
 
 Usage: nice -n 10 .venv/bin/python benchmarks/attacks.py [--model zoo/pgd-at] [--n 1000] [--threads 2]
-    [--only APGD-CE(100),autoattack-standard] [--skip PGD-50]
+    [--only APGD-CE(100),Square(1000),autoattack-standard] [--skip PGD-50]
 Prints a table (wall seconds, robust accuracy, speed-up) and a final JSON line. Linf eps 0.1 on the
 first N Fashion-MNIST test images; ``--model`` takes any checkpoint directory (model.safetensors +
-model.json, e.g. zoo/erm or zoo/pgd-at); default: the ERM small-cnn of the test fixtures.
+model.json, or zoo:NAME such as zoo:erm or zoo:pgd-at); default: the ERM small-cnn of the test fixtures.
 The ensemble row compares shiftlab's autoattack-standard with the same ensemble built from
 torchattacks parts at the official budgets (APGD(100) → APGD-T(100, 9 targets) → FAB-T(100,
 9 targets) → Square(5000), ``torchattacks.MultiAttack``); torchattacks.AutoAttack(version='standard')
-is listed for reference only: it runs 10 steps per sub-attack, not AutoAttack's official 100.
+is listed for reference only: it runs 10 steps per sub-attack, not AutoAttack's official 100. The
+Square rows run the black-box attack alone on every image (``torchattacks.Square``, 1 restart).
+shiftlab's randomness is keyed by test-image index (``ImageStreams.for_images``, seed 0).
 The load average before and after is printed, since the machine may be shared.
 """
 
@@ -30,30 +32,32 @@ EPS = 0.1
 
 
 def main() -> None:
-    from shiftlab.allocator import keep_freed_memory
+    from shiftlab.core.allocator import keep_freed_memory
 
     allocator = keep_freed_memory()  # as the CLI does; both sides of the comparison run with it
     import torchattacks as ta
     from conftest import trained_checkpoint
 
     from shiftlab.attacks import ENSEMBLES, ThreatModel, run_attack, run_ensemble
+    from shiftlab.core.seeding import ImageStreams
     from shiftlab.data import load_dataset
-    from shiftlab.models import load_model
+    from shiftlab.models import load_model, locate
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--model", "--checkpoint", dest="model", type=Path, default=None,
-                    help="checkpoint directory (default: the test fixtures' ERM small-cnn)")
+    ap.add_argument("--model", "--checkpoint", dest="model", default=None,
+                    help="checkpoint directory or zoo:NAME (default: the test fixtures' ERM small-cnn)")
     ap.add_argument("--only", default="", help="comma-separated rows to run (default: all)")
     ap.add_argument("--skip", default="", help="comma-separated rows to skip")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if args.model is not None and not (args.model / "model.json").exists():
-        ap.error(f"--model {args.model}: no model.json there; pass a checkpoint directory (e.g. zoo/erm)")
+    if args.model is not None and not (locate(args.model) / "model.json").exists():
+        ap.error(f"--model {args.model}: no model.json there; pass a checkpoint directory or zoo:NAME (e.g. zoo:erm)")
     model, card = load_model(args.model or trained_checkpoint("small-cnn-erm-1ep", epochs=1))
     x, y = load_dataset("fashion-mnist", "test", limit=args.n).get_batch(torch.arange(args.n))
     bs = 250
+    rng = ImageStreams.for_images(0, "benchmark", torch.arange(args.n))  # per-image randomness, seed 0
 
     def ta_run(attack) -> float:
         x_adv = torch.cat([attack(x[i:i + bs], y[i:i + bs]) for i in range(0, len(x), bs)])
@@ -61,7 +65,7 @@ def main() -> None:
             return float((model(x_adv).argmax(1) == y).float().mean())
 
     def ours_single(name: str, **budget) -> float:
-        _, broken = run_attack(name, model, x, y, ThreatModel("linf", EPS, **budget), torch.Generator().manual_seed(0), bs)
+        _, broken = run_attack(name, model, x, y, ThreatModel("linf", EPS, **budget), rng, bs)
         with torch.no_grad():
             clean = model(x).argmax(1) == y
         return float((clean & ~broken).float().mean())
@@ -70,7 +74,7 @@ def main() -> None:
 
     def ours_ensemble() -> float:
         res = run_ensemble(model, x, y, ThreatModel("linf", EPS), ENSEMBLES.get("autoattack-standard"),
-                           torch.Generator().manual_seed(0), bs)
+                           rng, bs)
         broke = collections.Counter(b for b in res.broken_by if b is not None)
         breakdown.update({name: {"seconds": round(sec, 2), "broke": broke[name]} for name, sec in res.seconds.items()})
         return res.robust_accuracy
@@ -83,7 +87,7 @@ def main() -> None:
         base.channels_last = lambda m, probe: layout(m, None)
         try:
             return run_ensemble(model, x, y, ThreatModel("linf", EPS), ENSEMBLES.get("autoattack-standard"),
-                                torch.Generator().manual_seed(0), bs).robust_accuracy
+                                rng, bs).robust_accuracy
         finally:
             base.channels_last = layout
 
@@ -100,6 +104,10 @@ def main() -> None:
          lambda: ta_run(ta.PGD(model, eps=EPS, alpha=EPS / 20, steps=50, random_start=True))),
         ("APGD-CE(100)", lambda: ours_single("apgd-ce", steps=100),
          lambda: ta_run(ta.APGD(model, norm="Linf", eps=EPS, steps=100, n_restarts=1, loss="ce", seed=0))),
+        ("Square(1000)", lambda: ours_single("square", n_queries=1000),
+         lambda: ta_run(ta.Square(model, norm="Linf", eps=EPS, n_queries=1000, n_restarts=1, seed=0))),
+        ("Square(5000)", lambda: ours_single("square", n_queries=5000),
+         lambda: ta_run(ta.Square(model, norm="Linf", eps=EPS, n_queries=5000, n_restarts=1, seed=0))),
         ("autoattack-standard", ours_ensemble, lambda: ta_run(ta_ens)),
         ("autoattack-standard (contiguous)", ours_ensemble_contiguous, None),
         ("ta.AutoAttack standard (10 steps)", None,

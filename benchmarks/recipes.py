@@ -17,11 +17,11 @@ import time
 
 import torch
 
+from shiftlab.core.seeding import isolated_global_rng, make_generator
 from shiftlab.data import load_dataset
 from shiftlab.models import build_model, config_for
-from shiftlab.seeding import isolated_global_rng, make_generator
-from shiftlab.train import RECIPES, StepContext, TrainConfig, build_recipe
-from shiftlab.train.loop import make_optimizer
+from shiftlab.training import RECIPES, StepContext, TrainConfig, build_recipe
+from shiftlab.training.loop import make_optimizer
 
 
 def step_times(name: str, data, batch_size: int, steps: int) -> list[float]:
@@ -29,7 +29,7 @@ def step_times(name: str, data, batch_size: int, steps: int) -> list[float]:
     with isolated_global_rng(0):
         model = build_model(config_for("small-cnn", data.info))
     recipe.setup(model)
-    optimizer = make_optimizer(TrainConfig(batch_size=batch_size), model)
+    optimizer = make_optimizer(TrainConfig(out="unused", batch_size=batch_size), model)
     model.train()
     n_batches = len(data) // batch_size
     times = []
@@ -48,7 +48,7 @@ def step_times(name: str, data, batch_size: int, steps: int) -> list[float]:
 
 
 def main() -> None:
-    from shiftlab.allocator import keep_freed_memory
+    from shiftlab.core.allocator import keep_freed_memory
 
     keep_freed_memory()  # as the CLI does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
+from shiftlab.app.zoo.checks import early_stopping_check
 from shiftlab.attacks import ThreatModel, run_attack
 from shiftlab.data import load_dataset
 from shiftlab.models import load_model
-from shiftlab.train import TrainConfig, train
-from shiftlab.train.loop import STATE_NAME
-from shiftlab.zoo.checks import early_stopping_check
+from shiftlab.training import TrainConfig, train
+from shiftlab.training.loop import STATE_NAME
 
 
 def apgd_accuracy(model: torch.nn.Module, n: int, eps: float) -> float:
@@ -35,7 +35,7 @@ def apgd_accuracy(model: torch.nn.Module, n: int, eps: float) -> float:
 
 
 def main() -> None:
-    from shiftlab.allocator import keep_freed_memory
+    from shiftlab.core.allocator import keep_freed_memory
 
     keep_freed_memory()  # as the CLI does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -2,39 +2,66 @@
 
 Public API (imported lazily so ``import shiftlab`` stays cheap)::
 
-    from shiftlab import load_model, load_dataset, evaluate, train, TrainConfig
+    import shiftlab
+    result = shiftlab.train(shiftlab.TrainConfig(out="runs/erm", epochs=3))
+    report = shiftlab.evaluate("runs/erm", suites=["clean", "corruptions"], store="results.db", limit=1000)
+
+``evaluate`` and ``train`` are functions of this module; the packages that implement them are
+``shiftlab.evaluation`` and ``shiftlab.training`` (so importing those never shadows the functions).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from shiftlab.core.version import __version__
+
+if TYPE_CHECKING:
+    from shiftlab.core.progress import EvalProgress, TrainProgress
+    from shiftlab.evaluation import RunReport
+    from shiftlab.training import TrainConfig, TrainResult
 
 _API = {
     "load_model": "shiftlab.models",
     "save_checkpoint": "shiftlab.models",
     "load_dataset": "shiftlab.data",
-    "train": "shiftlab.train",
-    "TrainConfig": "shiftlab.train",
-    "SuiteOptions": "shiftlab.evaluate",
+    "TrainConfig": "shiftlab.training",
+    "RunOptions": "shiftlab.evaluation",
     "Store": "shiftlab.store",
-    "UserError": "shiftlab.errors",
+    "UserError": "shiftlab.core.errors",
 }
 
 
-def evaluate(checkpoint: str, suites: list[str] | None = None, store: str = "results/shiftlab.db",
-             dataset: str | None = None, device: str = "cpu", **options: Any) -> Any:
-    """Evaluate ``checkpoint`` on ``suites`` (default: clean) into ``store``; returns the run report.
+def evaluate(model: str | Path, suites: Sequence[str] = ("clean",), *, store: str | Path = ":memory:",
+             dataset: str | None = None, data_root: str | Path | None = None, seed: int = 0,
+             limit: int | None = None, batch_size: int = 256, device: str = "auto",
+             progress: EvalProgress | None = None, download: bool = False, pretrained: str | None = None,
+             **options: Any) -> RunReport:
+    """Evaluate a checkpoint (a run directory, a weights file with its card, or ``zoo:NAME``) on suites.
 
-    ``options`` are :class:`shiftlab.evaluate.SuiteOptions` fields (limit, seed, eps, ...).
+    ``store`` is a results database path (finished tasks are reused and an interrupted run resumes);
+    the default keeps the results in memory only. ``options`` are the suites' options by name
+    (``corruptions``, ``severities``, ``params``, ``baseline``, ``norm``, ``eps``, ``attack``,
+    ``ood_set``, ...; see ``shiftlab list suites``); values are Python values or the CLI's text.
+    Returns the run report (tasks run, reused, and every stored row of the suites).
     """
-    from shiftlab.evaluate import SuiteOptions, make_context, run_suites
-    from shiftlab.store import Store
+    from shiftlab.app.evaluate import evaluate_model
 
-    with Store(store) as db:
-        ctx = make_context(checkpoint, dataset, db, SuiteOptions(**options), device=device)
-        return run_suites(ctx, suites or ["clean"])
+    return evaluate_model(model, list(suites), store=store, dataset=dataset, data_root=data_root, seed=seed,
+                          limit=limit, batch_size=batch_size, device=device, progress=progress, options=options,
+                          download=download, pretrained=pretrained)
+
+
+def train(config: TrainConfig, progress: TrainProgress | None = None, resume: bool | str = False) -> TrainResult:
+    """Train ``config.model`` with ``config.recipe``; a checkpoint every epoch in ``config.out``.
+
+    ``resume``: True continues the run in ``config.out``, "auto" continues it when there is one.
+    """
+    from shiftlab.training import train as run_training
+
+    return run_training(config, progress, resume=resume)  # type: ignore[arg-type]
 
 
 def __getattr__(name: str) -> Any:
@@ -43,3 +70,6 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'shiftlab' has no attribute {name!r}")
+
+
+__all__ = ["TrainConfig", "__version__", "evaluate", "load_dataset", "load_model", "train"]

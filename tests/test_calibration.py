@@ -197,31 +197,57 @@ def test_bad_inputs_raise():
 # --- the calibration suite --------------------------------------------------------------------------
 
 def test_calibration_suite_fits_temperature_on_val_only(fmnist_checkpoint, tmp_path, monkeypatch):
-    from shiftlab.evaluate import SuiteOptions, make_context, run_suites
-    from shiftlab.evaluate.suites import calibration as calibration_suite
-    from shiftlab.evaluate.suites.calibration import METRIC_NAMES, shifts_module, validation_logits
-    from shiftlab.store import Store
+    from shiftlab.app.evaluate import evaluate_model
+    from shiftlab.core.identity import CalibrationCell, Summary
+    from shiftlab.data import load_dataset
+    from shiftlab.evaluation.suites import calibration as calibration_suite
+    from shiftlab.evaluation.suites.calibration import METRIC_NAMES
+    from shiftlab.models import load_model
 
     monkeypatch.setattr(calibration_suite, "VAL_LIMIT", 1500)  # speed: the default is 10,000 val images
-    has_shifts = shifts_module() is not None
-    options = SuiteOptions(limit=200, corruptions=("gaussian_noise",) if has_shifts else None, severities=(5,))
-    with Store(tmp_path / "s.db") as store:
-        ctx = make_context(fmnist_checkpoint, None, store, options)
-        report = run_suites(ctx, ["calibration"])
-        rows = {r.id.task_key: r for r in report.rows}
-        expected = {"calibration/clean"} | ({"calibration/gaussian_noise/5", "calibration/summary"} if has_shifts else set())
-        assert set(rows) == expected
-        clean = rows["calibration/clean"]
-        for name in METRIC_NAMES:
-            assert name in clean.metrics and f"{name}_ts" in clean.metrics
-        assert clean.metrics["accuracy"] == clean.metrics["accuracy_ts"]
-        assert clean.metrics["temperature"] == pytest.approx(fit_temperature(*validation_logits(ctx)).temperature)
-        assert clean.metrics["val_nll_ts"] <= clean.metrics["val_nll"]
-        assert sum(clean.artifacts["reliability_ts"]["count"]) == 200
-        if has_shifts:
-            shifted = rows["calibration/gaussian_noise/5"]
-            assert shifted.metrics["temperature"] == clean.metrics["temperature"]
-            assert shifted.metrics["accuracy"] < clean.metrics["accuracy"] - 0.05
-            assert shifted.params["severity"] == 5
-        again = run_suites(ctx, ["calibration"])  # resumes: nothing recomputed
-        assert not again.ran
+    options = {"corruptions": "gaussian_noise", "severities": "5"}
+    store = tmp_path / "s.db"
+    report = evaluate_model(fmnist_checkpoint, ["calibration"], store=store, options=options, limit=200, device="cpu")
+    rows = {r.id.task: r for r in report.rows}
+    assert set(rows) == {CalibrationCell(), CalibrationCell("gaussian_noise", 5, "cifar"),
+                         Summary("calibration", "cifar")}
+    clean = rows[CalibrationCell()]
+    for name in METRIC_NAMES:
+        assert name in clean.metrics and f"{name}_ts" in clean.metrics
+    assert clean.metrics["accuracy"] == clean.metrics["accuracy_ts"]
+    model, _ = load_model(fmnist_checkpoint)
+    val = load_dataset("fashion-mnist", "val")
+    x, y = val.get_batch(torch.arange(1500))
+    with torch.inference_mode():
+        expected = fit_temperature(model(x), y).temperature
+    assert clean.metrics["temperature"] == pytest.approx(expected)
+    assert clean.metrics["val_nll_ts"] <= clean.metrics["val_nll"]
+    assert sum(clean.artifacts["reliability_ts"]["count"]) == 200
+    shifted = rows[CalibrationCell("gaussian_noise", 5, "cifar")]
+    assert shifted.metrics["temperature"] == clean.metrics["temperature"]
+    assert shifted.metrics["accuracy"] < clean.metrics["accuracy"] - 0.05
+    assert shifted.params["severity"] == 5
+    again = evaluate_model(fmnist_checkpoint, ["calibration"], store=store, options=options, limit=200, device="cpu")
+    assert not again.ran  # resumes: nothing recomputed
+
+
+def test_calibration_resume_respects_the_parameter_table(fmnist_checkpoint, tmp_path, monkeypatch):
+    """Issue 13, defect 2: `--params imagenet` after a default run computes the imagenet cells, never
+    reusing the cifar table's rows."""
+    from shiftlab.app.evaluate import evaluate_model
+    from shiftlab.core.identity import CalibrationCell
+    from shiftlab.evaluation.suites import calibration as calibration_suite
+
+    monkeypatch.setattr(calibration_suite, "VAL_LIMIT", 500)
+    store = tmp_path / "s.db"
+    first = evaluate_model(fmnist_checkpoint, ["calibration"], store=store, limit=100, device="cpu",
+                           options={"corruptions": "gaussian_noise", "severities": "5"})
+    second = evaluate_model(fmnist_checkpoint, ["calibration"], store=store, limit=100, device="cpu",
+                            options={"corruptions": "gaussian_noise", "severities": "5", "params": "imagenet"})
+    assert "gaussian_noise s5 (imagenet)" in second.ran
+    cells = {r.id.task: r for r in second.rows}
+    cifar = cells[CalibrationCell("gaussian_noise", 5, "cifar")]
+    imagenet = cells[CalibrationCell("gaussian_noise", 5, "imagenet")]
+    assert imagenet.params["table"] == "imagenet" and cifar.params["table"] == "cifar"
+    assert imagenet.metrics["accuracy"] < cifar.metrics["accuracy"]  # ImageNet-C noise is much stronger
+    assert len(first.ran) == 2

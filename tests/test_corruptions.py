@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shiftlab.errors import UserError
+from shiftlab.core.errors import UserError
 from shiftlab.shifts import SHIFTS, TABLES, benchmark_names, ops, resolve_table
 from shiftlab.shifts.blur import disk_blur, disk_kernel, shuffle_index
 from shiftlab.shifts.canny import canny
@@ -204,14 +204,36 @@ def test_disk_blur_equals_the_kernel_convolution(radius, alias):
     torch.testing.assert_close(disk_blur(x, radius, alias), want, atol=1e-12, rtol=0)
 
 
-def test_motion_blur_paths_agree():
-    """Per-image shifted slices (CPU) and the batched FFT (other devices) give the same result."""
+def test_motion_blur_paths_agree(monkeypatch):
+    """Shifted slices over runs of angle-sorted images (CPU) and the batched FFT (other devices) give the
+    same result; also with one image per chunk and with runs spanning several images (repeated angles)."""
     g = torch.Generator().manual_seed(2)
     for size, radius, sigma in [(40, 15, 5.0), (12, 10, 3.0), (33, 6, 1.0)]:
-        x = torch.rand(3, 2, size, size + 3, generator=g, dtype=torch.float64)
-        angle = torch.rand(3, generator=g, dtype=torch.float64) * 90 - 45
-        torch.testing.assert_close(ops.motion_blur(x, radius, sigma, angle, fft=False),
-                                   ops.motion_blur(x, radius, sigma, angle, fft=True), atol=1e-12, rtol=0)
+        x = torch.rand(9, 2, size, size + 3, generator=g, dtype=torch.float64)
+        angle = torch.cat([torch.rand(5, generator=g, dtype=torch.float64) * 90 - 45,
+                           torch.tensor([10.0, -30.0, 10.0, 10.2], dtype=torch.float64)])
+        want = ops.motion_blur(x, radius, sigma, angle, fft=True)
+        torch.testing.assert_close(ops.motion_blur(x, radius, sigma, angle, fft=False), want, atol=1e-12, rtol=0)
+        with monkeypatch.context() as m:
+            m.setattr(ops, "MOTION_RUN_VALUES", 3 * 2 * (size + 2 * radius) ** 2)  # a few images per chunk
+            torch.testing.assert_close(ops.motion_blur(x, radius, sigma, angle, fft=False), want, atol=1e-12, rtol=0)
+            m.setattr(ops, "MOTION_RUN_VALUES", 1)  # one image per chunk, no sorting
+            torch.testing.assert_close(ops.motion_blur(x, radius, sigma, angle, fft=False), want, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("h,w", [(32, 32), (37, 29), (64, 61)])
+def test_zoom_blur_operator_equals_the_sum_of_zooms(h, w):
+    """zoom_blur's precomputed operator (one embedding_bag) equals the image averaged with its zoomed
+    centre crops (``clipped_zoom``, bilinear interpolate), for every table's factors and both crops."""
+    from shiftlab.shifts.tables import TABLE
+
+    x = torch.rand(3, 2, h, w, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    for table, rows in TABLE["zoom_blur"].items():
+        for factors in rows:
+            for trim in (True, False):
+                want = (x + sum(ops.clipped_zoom(x, z, trim) for z in factors)) / (len(factors) + 1)
+                torch.testing.assert_close(ops.zoom_blur_sum(x, factors, trim), want, atol=1e-12, rtol=0,
+                                           msg=lambda m, t=table, f=factors: f"{t} {len(f)} zooms: {m}")
 
 
 def test_spatter_distance_matches_scipy():
@@ -255,3 +277,98 @@ def test_cpu_chunks_equal_the_whole_batch(name, real_images, monkeypatch):
     whole = fn.apply(x, params)
     monkeypatch.setattr(base, "CPU_CHUNK", 1)
     torch.testing.assert_close(fn.apply(x, params), whole, atol=1e-6, rtol=0)
+
+
+def pillow_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """What jpeg_compression is defined to do, written out with Pillow: ⌊255·x + ½⌋, a libjpeg round trip
+    at ``quality`` (the codec imagecorruptions uses), back to [0, 1] as level / 255."""
+    import io
+
+    from PIL import Image
+
+    out = torch.empty_like(x)
+    levels = (x * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for i, img in enumerate(levels):
+        buf = io.BytesIO()
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, format="JPEG", quality=quality)
+        decoded = np.asarray(Image.open(buf)).reshape(img.shape)
+        out[i] = torch.from_numpy(decoded.copy()).permute(2, 0, 1).to(x.dtype) / 255
+    return out
+
+
+def test_jpeg_threads_chunks_and_grey_levels(fmnist_test, monkeypatch):
+    """jpeg_compression on a thread pool, in chunks, and on stored grey levels gives the same bits as one
+    sequential round trip (Pillow's), and leaves the caller's torch thread count as it was."""
+    from shiftlab.shifts import digital
+
+    x, _ = fmnist_test.get_batch(torch.arange(9))
+    fn = SHIFTS.get("jpeg_compression")
+    batches = (x, F.interpolate(x, size=40, mode="bilinear").clamp(0, 1).expand(-1, 3, -1, -1).double())
+    threads = torch.get_num_threads()
+    for imgs in batches:
+        for severity in (1, 5):
+            params = fn.sample_params(imgs, severity, torch.Generator(), "imagenet")
+            want = pillow_round_trip(imgs, params.quality)
+            assert torch.equal(fn.apply(imgs, params), want)  # one chunk, the calling thread
+            with monkeypatch.context() as m:  # one image per chunk, on two threads
+                m.setattr(digital, "JPEG_CHUNK_VALUES", 1)
+                m.setattr(digital, "JPEG_VALUES_PER_WORKER", 1)
+                torch.set_num_threads(2)
+                try:
+                    assert torch.equal(fn.apply(imgs, params), want)
+                    levels = (imgs * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+                    coded = fn.apply_uint8(levels, params)
+                    assert coded.dtype == torch.uint8 and coded.shape == levels.shape
+                    assert torch.equal(coded.permute(0, 3, 1, 2).to(want.dtype) / 255, want)
+                    assert torch.get_num_threads() == 2
+                finally:
+                    torch.set_num_threads(threads)
+    assert SHIFTS.get("fog").apply_uint8(torch.zeros(1, 4, 4, 3, dtype=torch.uint8), None) is None
+
+
+def test_export_quantisation_and_workers(fmnist_test, tmp_path):
+    """Exported files hold the evaluation's corrupted images (block-keyed), truncated like the reference
+    datasets (np.uint8 of 255·x) unless asked to round, say which in corrupt.json, and do not depend on
+    the number of worker threads."""
+    import json
+
+    from shiftlab.core.identity import CorruptionCell
+    from shiftlab.data import load_dataset
+    from shiftlab.data.corrupted_files import TRUNCATE_GUARD
+    from shiftlab.evaluation.blocks import block_ranges
+    from shiftlab.evaluation.corrupted import corrupt_block, data_block_size
+    from shiftlab.evaluation.export import export_corrupted
+
+    ds = fmnist_test.subset(torch.arange(40))
+    x, _ = ds.get_batch(torch.arange(40))
+    clean = torch.round(x * 255).permute(0, 2, 3, 1)
+    names, severities = ["defocus_blur", "gaussian_blur", "jpeg_compression", "shot_noise"], [1, 4]
+    export_corrupted(ds, tmp_path / "t", names, severities, seed=5, table=None, workers=1)
+    export_corrupted(ds, tmp_path / "t2", names, severities, seed=5, table=None, workers=2)
+    export_corrupted(ds, tmp_path / "r", names, severities, seed=5, table=None, quantize="round")
+    assert json.loads((tmp_path / "t" / "corrupt.json").read_text())["quantize"] == "truncate"
+    assert json.loads((tmp_path / "r" / "corrupt.json").read_text())["quantize"] == "round"
+    for name in names:
+        files = {k: np.load(tmp_path / k / f"{name}.npy") for k in ("t", "t2", "r")}
+        assert np.array_equal(files["t"], files["t2"]), name
+        for k, severity in enumerate(severities):
+            cell = CorruptionCell(name, severity, "cifar")
+            y = torch.cat([corrupt_block(cell, x[start:stop], 5, b)
+                           for b, (start, stop) in enumerate(block_ranges(40, data_block_size(ds)))]).permute(0, 2, 3, 1)
+            truncated = torch.floor(y * 255 + TRUNCATE_GUARD).double()  # np.uint8(255·y), guarded
+            rounded = torch.round(y * 255)
+            block = slice(k * 40, (k + 1) * 40)
+            assert torch.equal(torch.from_numpy(files["t"][block]).double(), truncated), (name, severity)
+            assert torch.equal(torch.from_numpy(files["r"][block]).float(), rounded), (name, severity)
+            if name.endswith("blur") and severity == 1:
+                stored = {q: torch.from_numpy(files[q][block]).double() for q in "tr"}
+                change = (stored["t"] - clean).abs().mean().item()
+                assert change == pytest.approx((truncated - clean).abs().mean().item(), abs=1e-12)
+                between = y.double() * 255 - rounded.double() != 0  # values that are not a grey level
+                brighter = (stored["r"] - stored["t"])[between].mean().item()
+                assert 0.4 < brighter < 0.6, brighter  # rounding stores them half a level brighter on average
+    back = load_dataset("corrupted-files", "test", root=tmp_path / "t",
+                        extra={"corruption": "jpeg_compression", "severity": "4"})
+    assert back.get_batch(torch.arange(40))[0].shape == x.shape
+    with pytest.raises(UserError):
+        export_corrupted(ds, tmp_path / "bad", names[:1], [1], seed=5, table=None, quantize="nearest")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from shiftlab.core.errors import DatasetNotFoundError, UserError
 from shiftlab.data import DATASETS, iterate_batches, load_dataset
-from shiftlab.errors import DatasetNotFoundError, UserError
 
 
 def test_fashion_mnist_splits_are_real_disjoint_and_deterministic():
@@ -99,9 +99,10 @@ def test_image_folder_resizes_and_crops(tmp_path):
         (tmp_path / c).mkdir()
         for i in range(3):
             Image.new("RGB", (50 + 10 * i, 40), colour).save(tmp_path / c / f"{i}.png")
-    ds = load_dataset("image-folder", "test", root=tmp_path, image_size=32)
-    assert len(ds) == 6 and ds.info.class_names == ("cat", "dog")
-    x, y = ds.get_batch(torch.arange(6))
+    ds = load_dataset("image-folder", "train", root=tmp_path, image_size=32, val_fraction=0.01)
+    whole = ds.base.base  # the folder itself, under the fixed test hold-out and the train/val split
+    assert len(whole) == 6 and ds.info.class_names == ("cat", "dog")
+    x, y = whole.get_batch(torch.arange(6))
     assert x.shape == (6, 3, 32, 32)
     assert torch.allclose(x[0, 0], torch.ones(32, 32)) and torch.allclose(x[5, 2], torch.ones(32, 32))
     assert y.tolist() == [0, 0, 0, 1, 1, 1]

@@ -3,8 +3,8 @@ import pickle
 import pytest
 import torch
 
+from shiftlab.core.errors import CheckpointError, UserError
 from shiftlab.data import load_dataset
-from shiftlab.errors import CheckpointError, UserError
 from shiftlab.models import (
     MODELS,
     ModelCard,
@@ -107,3 +107,30 @@ def test_config_from_dataset_info():
     info = load_dataset("fashion-mnist", "test", limit=1).info
     cfg = config_for("small-cnn", info)
     assert (cfg.in_channels, cfg.num_classes, cfg.image_size) == (1, 10, (28, 28))
+
+
+def test_wrong_class_count_error_names_the_mismatch_and_a_raw_pickle_prints_only_our_error(tmp_path, capfd):
+    """Issue 14, item 8: the useful line of torch's error was lost; a raw pickle printed a torch warning."""
+    import json
+    import warnings
+
+    model = build_model(_config("small-cnn"))
+    save_checkpoint(tmp_path / "ten", model, ModelCard(_config("small-cnn")))
+    card = json.loads((tmp_path / "ten" / "model.json").read_text())
+    card["config"]["num_classes"] = 5
+    card["fingerprint"] = ""
+    (tmp_path / "ten" / "model.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=r"size mismatch for model\.classifier"):
+        load_model(tmp_path / "ten")
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    (tmp_path / "raw.pt").write_bytes(pickle.dumps({"x": Payload()}, protocol=4))
+    (tmp_path / "raw.json").write_text(json.dumps(ModelCard(_config("small-cnn")).to_dict()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning torch emits would fail here
+        with pytest.raises(CheckpointError, match="refuses"):
+            load_model(tmp_path / "raw.pt")
+    assert "owned" not in capfd.readouterr().out

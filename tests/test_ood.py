@@ -117,7 +117,7 @@ def test_penultimate_features_forward_features_equals_hook(fmnist_model, fmnist_
     with torch.no_grad():
         f = penultimate_features(plain, x)
         assert f.shape == (64, 32) and torch.allclose(plain[3](f), plain(x), atol=1e-6)
-    from shiftlab.errors import UserError
+    from shiftlab.core.errors import UserError
 
     with pytest.raises(UserError):
         penultimate_features(plain, x, layer="nope")
@@ -243,7 +243,7 @@ def test_blobs_follow_their_definition():
 
 
 def test_ood_set_errors_are_user_errors():
-    from shiftlab.errors import UserError
+    from shiftlab.core.errors import UserError
 
     assert all(n in DATASETS for n in GENERATED)
     with pytest.raises(UserError):
@@ -255,31 +255,30 @@ def test_ood_set_errors_are_user_errors():
 # --- the OOD suite ----------------------------------------------------------------------------------
 
 def test_ood_suite_tasks_metrics_and_roc(fmnist_checkpoint, tmp_path, monkeypatch):
-    from shiftlab.errors import UserError
-    from shiftlab.evaluate import SuiteOptions, make_context, run_suites
-    from shiftlab.evaluate.suites import ood as ood_suite
-    from shiftlab.store import Store
+    from shiftlab.app.evaluate import evaluate_model
+    from shiftlab.core.errors import UserError
+    from shiftlab.core.identity import OODPair, Summary
+    from shiftlab.evaluation.suites import ood as ood_suite
 
     monkeypatch.setattr(ood_suite, "FIT_SUBSET", 500)  # speed: the default bank is 10,000 train images
     # speed: one detector per code path (shared logits, fitted); every detector is tested above
     monkeypatch.setattr(ood_suite, "detector_names", lambda: ["msp", "energy", "knn"])
-    with Store(tmp_path / "s.db") as store:
-        ctx = make_context(fmnist_checkpoint, None, store, SuiteOptions(limit=200, ood_sets=("blobs", "digits")))
-        report = run_suites(ctx, ["ood"])
-        rows = {r.id.task_key: r for r in report.rows}
-        expected = {f"ood/{s}/{d}" for s in ("blobs", "digits") for d in ("msp", "energy", "knn")} | {"ood/summary"}
-        assert set(rows) == expected
-        for key, row in rows.items():
-            if key == "ood/summary":
-                assert row.metrics["auroc_mean/msp"] == pytest.approx(
-                    (rows["ood/blobs/msp"].metrics["auroc"] + rows["ood/digits/msp"].metrics["auroc"]) / 2)
-                continue
-            for metric in ("auroc", "aupr_in", "aupr_out", "fpr95"):
-                assert 0.0 <= row.metrics[metric] <= 1.0
-            roc = row.artifacts["roc"]
-            assert len(roc["fpr"]) == len(roc["tpr"]) <= 200 and roc["tpr"][-1] == 1.0
-            assert row.metrics["n_in"] == 200
-        assert rows["ood/blobs/knn"].metrics["auroc"] > 0.9
-        bad = make_context(fmnist_checkpoint, None, store, SuiteOptions(limit=50, ood_sets=("no-such-set",)))
-        with pytest.raises(UserError):
-            run_suites(bad, ["ood"])
+    report = evaluate_model(fmnist_checkpoint, ["ood"], store=tmp_path / "s.db", limit=200, device="cpu",
+                            options={"ood_set": ["blobs", "digits", "near-ood:fog"]})
+    rows = {r.id.task: r for r in report.rows}
+    sets = ("blobs", "digits", "near-ood:fog")
+    assert set(rows) == {OODPair(s, d) for s in sets for d in ("msp", "energy", "knn")} | {Summary("ood")}
+    for key, row in rows.items():
+        if key == Summary("ood"):
+            assert row.metrics["auroc_mean/msp"] == pytest.approx(
+                sum(rows[OODPair(s, "msp")].metrics["auroc"] for s in sets) / 3)
+            continue
+        for metric in ("auroc", "aupr_in", "aupr_out", "fpr95"):
+            assert 0.0 <= row.metrics[metric] <= 1.0
+        roc = row.artifacts["roc"]
+        assert len(roc["fpr"]) == len(roc["tpr"]) <= 200 and roc["tpr"][-1] == 1.0
+        assert row.metrics["n_in"] == 200
+    assert rows[OODPair("blobs", "knn")].metrics["auroc"] > 0.9
+    with pytest.raises(UserError):
+        evaluate_model(fmnist_checkpoint, ["ood"], store=tmp_path / "s.db", limit=50, device="cpu",
+                       options={"ood_set": ["no-such-set"]})

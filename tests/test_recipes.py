@@ -8,12 +8,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from shiftlab.core.seeding import isolated_global_rng, make_generator
 from shiftlab.data import load_dataset
 from shiftlab.models import build_model, config_for, load_model
-from shiftlab.seeding import isolated_global_rng, make_generator
-from shiftlab.train import RECIPES, StepContext, TrainConfig, build_recipe, train
-from shiftlab.train.loop import STATE_NAME, make_optimizer
-from shiftlab.train.selection import BestCheckpoint, ValidationScorer
+from shiftlab.training import RECIPES, StepContext, TrainConfig, build_recipe, train
+from shiftlab.training.loop import STATE_NAME, make_optimizer
+from shiftlab.training.selection import BestCheckpoint, ValidationScorer
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_recipe_trains_on_fashion_mnist(name, fmnist_train_small):
     with isolated_global_rng(0):
         model = build_model(config_for("small-cnn", data.info))
     recipe.setup(model)
-    config = TrainConfig(batch_size=64, lr=0.05)
+    config = TrainConfig(out="unused", batch_size=64, lr=0.05)
     optimizer = make_optimizer(config, model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.train()
@@ -53,7 +53,7 @@ def test_recipe_trains_on_fashion_mnist(name, fmnist_train_small):
 
 @pytest.mark.parametrize("args", [{"alpha": "-1"}, {"nope": "1"}, {"alpha": "abc"}])
 def test_bad_recipe_args_are_user_errors(args):
-    from shiftlab.errors import UserError
+    from shiftlab.core.errors import UserError
 
     with pytest.raises(UserError):
         build_recipe("mixup", args)

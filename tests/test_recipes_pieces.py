@@ -10,11 +10,11 @@ from PIL import Image, ImageOps
 from scipy import stats
 
 from shiftlab.data import load_dataset
-from shiftlab.train.augment import AUGMENTATIONS, cutmix, flip_crop, mixup, ops, yoco
-from shiftlab.train.averaging import WeightAverage
-from shiftlab.train.losses import jensen_shannon, mixed_cross_entropy, trades_kl
-from shiftlab.train.maximizers import InnerMax, maximize
-from shiftlab.train.sampling import sample_beta, sample_dirichlet, sample_gamma
+from shiftlab.training.augment import AUGMENTATIONS, cutmix, flip_crop, mixup, ops, yoco
+from shiftlab.training.averaging import WeightAverage
+from shiftlab.training.losses import jensen_shannon, mixed_cross_entropy, trades_kl
+from shiftlab.training.maximizers import InnerMax, maximize
+from shiftlab.training.sampling import sample_beta, sample_dirichlet, sample_gamma
 
 
 @pytest.fixture(scope="module")

@@ -1,120 +1,52 @@
-"""Report and leaderboard: built from real suite runs on Fashion-MNIST plus seeded synthetic rows
-for suites whose modules are absent; every page must parse, show no "nan" and have no empty SVG."""
+"""Report and leaderboard: built from a real run of every suite on Fashion-MNIST (the zoo's ERM model)
+plus seeded rows written with typed identities; every page must parse, show no "nan", have no empty
+SVG, no duplicate element id and no network reference, and be byte-identical when written twice."""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import random
 import re
 import shutil
-import time
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from report_rows import ALL_SUITES, DATA_SOURCE, RowWriter, add_model, synthetic_rows
 
-from shiftlab.errors import UserError
-from shiftlab.evaluate import SUITES, SuiteOptions, make_context, run_suites
-from shiftlab.report import load_leaderboard, write_report
-from shiftlab.report.compare import pareto_front
-from shiftlab.store import Store, TaskId
+import shiftlab
+from shiftlab.core.errors import UserError
+from shiftlab.core.identity import CleanCell, CorruptionCell, DatasetIdentity, Summary
+from shiftlab.core.quantities import Quantity
+from shiftlab.core.registry import Registry
+from shiftlab.report import FORMATS, leaderboard_table, load_leaderboard, write_report
+from shiftlab.report.columns import Column
+from shiftlab.report.evaluation import gather
+from shiftlab.report.html.blocks import section
+from shiftlab.report.html.card import card_filenames, render_card
+from shiftlab.report.html.compare import render_compare
+from shiftlab.report.html.index import render_index
+from shiftlab.report.leaderboard import build_leaderboard
+from shiftlab.report.pareto import pareto_front
+from shiftlab.report.plots.curves import BudgetCurve, lowest_over_attacks
+from shiftlab.report.plots.labels import Box, place_labels
+from shiftlab.report.plots.palette import distinct_colors, model_styles
+from shiftlab.report.values import Value, wilson_interval
+from shiftlab.report.views import VIEWS, SuiteView
+from shiftlab.store import Store
 
+REPORT = Path(__file__).resolve().parents[1] / "shiftlab" / "report"
 LIMIT = 200
-CORRUPTIONS = {"gaussian_noise": "noise", "shot_noise": "noise", "defocus_blur": "blur", "fog": "weather",
-               "contrast": "digital"}
-# Options for real runs of the suites other helpers own, kept small for the 2-minute budget.
-REAL_OPTIONS = {
-    "clean": {},
-    "corruptions": {"corruptions": ("gaussian_noise", "defocus_blur"), "severities": (3, 5)},
-    "calibration": {"corruptions": ("gaussian_noise",), "severities": (3, 5)},
-    "adversarial": {"eps": (0.1,), "attacks": ("fgsm",)},
-}  # the ood suite fits Mahalanobis/KNN on 10k training images (~90 s here): synthetic rows stand in
-
-
-def synthetic_rows(store: Store, fingerprint: str, dataset: str, suites: set[str], quality: float, seed: int = 0) -> None:
-    """Plausible rows in the documented shape for suites whose modules do not exist yet (seeded)."""
-    rng = random.Random(f"{fingerprint}-{seed}")
-    now = time.time()
-
-    def write(key: str, suite: str, params: dict, metrics: dict, artifacts: dict | None = None) -> None:
-        store.write_task(TaskId(fingerprint, dataset, key, seed), suite=suite, params=params, metrics=metrics,
-                         artifacts=artifacts or {}, run_id="synthetic", started_at=now, duration_s=1.0)
-
-    def reliability(acc: float) -> dict:
-        bins = 15
-        count = [0 if b < 3 else rng.randint(5, 40) for b in range(bins)]
-        conf = [(b + 0.5) / bins for b in range(bins)]
-        return {"bin_lower": [b / bins for b in range(bins)], "bin_upper": [(b + 1) / bins for b in range(bins)],
-                "confidence": conf, "accuracy": [min(1.0, c * acc / 0.9) for c in conf], "count": count}
-
-    def classif(acc: float) -> dict:
-        return {"accuracy": acc, "error": 1 - acc, "nll": -math.log(max(acc, 1e-3)), "brier": 1.2 * (1 - acc),
-                "ece": 0.02 + 0.2 * (1 - acc) * rng.random(), "n": 200.0}
-
-    clean_acc = quality
-    if "clean" in suites:
-        write("clean", "clean", {"n": 200}, classif(clean_acc), {"reliability": reliability(clean_acc)})
-    if "corruptions" in suites:
-        per = {}
-        for name, family in CORRUPTIONS.items():
-            errors = []
-            for sev in range(1, 6):
-                acc = clean_acc * (1 - 0.1 * sev * rng.uniform(0.3, 1.0))
-                errors.append(1 - acc)
-                write(f"corruptions/{name}/{sev}", "corruptions",
-                      {"corruption": name, "family": family, "severity": sev, "table": "tiny"},
-                      classif(acc), {"reliability": reliability(acc)})
-            per[name] = {"family": family, "errors": errors}
-        mean_err = sum(sum(e) for e in (p["errors"] for p in per.values())) / (5 * len(per))
-        write("corruptions/summary", "corruptions", {}, {"mean_corruption_accuracy": 1 - mean_err,
-              "mean_corruption_error": mean_err, "mce": float("nan")}, {"per_corruption": per, "protocol": {}})
-    if "adversarial" in suites:
-        curves: dict[str, list] = {}
-        for attack in ("fgsm", "pgd"):
-            for eps, display in ((0.05, "0.05"), (0.1, "0.1"), (8 / 255, "8/255")):
-                acc = clean_acc * max(0.0, 1 - eps * (6 if attack == "pgd" else 4) / quality)
-                curves.setdefault(attack, []).append([eps, acc])
-                write(f"adversarial/{attack}/linf/{eps:g}", "adversarial",
-                      {"attack": attack, "norm": "linf", "eps": eps, "eps_display": display},
-                      {"robust_accuracy": acc, "clean_accuracy": clean_acc, "n": 200.0, f"broken_by/{attack}": 0.1},
-                      {"breakdown": {}, "sanity": {}})
-        write("adversarial/summary", "adversarial", {},
-              {"sanity/eps_respected": 1.0, "sanity/gradients_finite": 1.0 if quality > 0.8 else 0.0},
-              {"flags": [] if quality > 0.8 else ["gradient masking suspected"], "curves": curves})
-    if "calibration" in suites:
-        def cal(acc: float) -> dict:
-            base = classif(acc)
-            ece = base["ece"]
-            return {**base, "ece_adaptive": ece, "mce": 2 * ece, "classwise_ece": ece / 3, "ece_ts": ece / 2,
-                    "nll_ts": base["nll"] * 0.9, "brier_ts": base["brier"], "accuracy_ts": acc,
-                    "temperature": 1.3, "ece_adaptive_ts": ece / 2}
-        write("calibration/clean", "calibration", {}, cal(clean_acc),
-              {"reliability": reliability(clean_acc), "reliability_ts": reliability(clean_acc)})
-        for name in ("gaussian_noise", "fog"):
-            for sev in (1, 3, 5):
-                acc = clean_acc * (1 - 0.1 * sev)
-                write(f"calibration/{name}/{sev}", "calibration", {"corruption": name, "severity": sev}, cal(acc),
-                      {"reliability": reliability(acc), "reliability_ts": reliability(acc)})
-    if "ood" in suites:
-        for ood_set in ("mnist", "uniform_noise"):
-            for detector in ("msp", "energy"):
-                k = 1 + 4 * quality * rng.uniform(0.6, 1.0)
-                fpr = [i / 20 for i in range(21)]
-                tpr = [f ** (1 / k) for f in fpr]
-                auroc = sum((tpr[i] + tpr[i + 1]) / 2 * 0.05 for i in range(20))
-                write(f"ood/{ood_set}/{detector}", "ood", {}, {"auroc": auroc, "aupr_in": auroc, "aupr_out": auroc,
-                      "fpr95": 1 - quality, "extra_metric": float("nan")}, {"roc": {"fpr": fpr, "tpr": tpr}})
-
-
-def add_model(store: Store, fingerprint: str, name: str, recipe: str, params: int) -> None:
-    store.upsert_model(fingerprint, name=name, arch="small-cnn", dataset="fashion-mnist", recipe=recipe,
-                       num_params=params, card={}, checkpoint_path="/nonexistent")
+MODELS = [("augmix-cnn", "augmix", 0.86, {}), ("at-cnn", "pgd-at", 0.78, {"masking": True}),
+          ("partial-cnn", "erm", 0.9, {})]
 
 
 class PageParser(HTMLParser):
-    """Collects text, svg element sizes and tag balance of a page."""
+    """Collects text, svg child counts, element ids, links and tag balance of a page."""
 
     VOID = {"meta", "input", "br", "img", "link", "hr", "col", "source", "wbr", "area", "base", "embed", "track"}
 
@@ -122,24 +54,30 @@ class PageParser(HTMLParser):
         super().__init__()
         self.text: list[str] = []
         self.stack: list[str] = []
-        self.svgs: list[int] = []  # number of child elements of each <svg>
-        self.in_script = False
+        self.svgs: list[int] = []
+        self.ids: list[str] = []
         self.links: list[str] = []
+        self.in_script = False
 
     def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
         if tag == "svg":
             self.svgs.append(0)
-        elif self.svgs and "svg" in self.stack:
+        elif "svg" in self.stack:
             self.svgs[-1] += 1
-        if tag == "a" and dict(attrs).get("href"):
-            self.links.append(dict(attrs)["href"])
+        if attributes.get("id"):
+            self.ids.append(attributes["id"])
+        if tag == "a" and attributes.get("href"):
+            self.links.append(attributes["href"])
         if tag not in self.VOID:
             self.stack.append(tag)
         self.in_script = tag in ("script", "style")
 
     def handle_startendtag(self, tag, attrs):
-        if self.svgs and "svg" in self.stack:
+        if "svg" in self.stack:
             self.svgs[-1] += 1
+        if dict(attrs).get("id"):
+            self.ids.append(dict(attrs)["id"])
 
     def handle_endtag(self, tag):
         assert self.stack and self.stack[-1] == tag, f"unbalanced </{tag}> with open {self.stack[-3:]}"
@@ -151,106 +89,124 @@ class PageParser(HTMLParser):
             self.text.append(data)
 
 
-def check_site(out: Path) -> list[PageParser]:
+def check_site(out: Path) -> dict[str, PageParser]:
     pages = sorted(out.glob("*.html"))
     assert (out / "index.html") in pages and (out / "compare.html") in pages
-    parsed = []
+    parsed = {}
     for path in pages:
         html = path.read_text(encoding="utf-8")
         parser = PageParser()
         parser.feed(html)
         parser.close()
         assert parser.stack == [], f"{path.name}: unclosed {parser.stack}"
-        text = " ".join(parser.text)
-        assert not re.search(r"\bnan\b", text, re.IGNORECASE), f"{path.name} shows nan"
+        assert not re.search(r"\bnan\b", " ".join(parser.text), re.IGNORECASE), f"{path.name} shows nan"
         assert not re.search(r"\bnan\b", " ".join(re.findall(r'(?:title|data-value)="([^"]*)"', html)), re.I)
         assert all(n > 0 for n in parser.svgs), f"{path.name} has an empty <svg>"
+        duplicates = {i for i in parser.ids if parser.ids.count(i) > 1}
+        assert not duplicates, f"{path.name}: duplicate element ids {sorted(duplicates)[:5]}"
         assert not re.search(r"""(?:src|href)=["']?(?:https?:)?//""", html), f"{path.name} references the network"
         for link in parser.links:
             assert (out / link).exists(), f"{path.name} links to missing {link}"
-        parsed.append(parser)
+        parsed[path.name] = parser
     return parsed
 
 
+def card_of(out: Path, name: str) -> str:
+    """The card page whose title names model ``name``."""
+    cards = [p.read_text() for p in out.glob("model-*.html")]
+    found = [c for c in cards if f"Robustness card: {name} on" in c]
+    assert len(found) == 1, f"{len(found)} cards for {name}"
+    return found[0]
+
+
+def svgs(html: str) -> list[str]:
+    return re.findall(r"<svg.*?</svg>", html, re.S)
+
+
 @pytest.fixture(scope="module")
-def real_store(tmp_path_factory, fmnist_checkpoint) -> Path:
-    """The fixture model run through every existing suite we know small options for; synthetic rows for the rest."""
+def real_store(tmp_path_factory) -> Path:
+    """The zoo's ERM model through every suite (small options), plus three seeded models on the same data."""
     path = tmp_path_factory.mktemp("report") / "store.db"
-    present = [s for s in REAL_OPTIONS if s in SUITES.names()]
+    run = shiftlab.evaluate("zoo:erm", ["clean", "corruptions", "calibration", "adversarial", "ood"], store=path,
+                            limit=LIMIT, device="cpu", corruptions="gaussian_noise,fog", severities=[3, 5],
+                            eps="0.05,0.1", attack="fgsm", ood_set="uniform-noise")
+    dataset = run.rows[0].id.dataset
     with Store(path) as store:
-        ctx = make_context(fmnist_checkpoint, None, store, SuiteOptions(limit=LIMIT, batch_size=100))
-        for suite in present:
-            ctx.options = SuiteOptions(limit=LIMIT, batch_size=100, **REAL_OPTIONS[suite])
-            run_suites(ctx, [suite])
-        missing = {"clean", "corruptions", "adversarial", "calibration", "ood"} - set(present)
-        synthetic_rows(store, ctx.card.fingerprint, ctx.dataset_key, missing, quality=0.88)
-        for k, (name, recipe, q) in enumerate([("augmix-cnn", "augmix", 0.86), ("at-cnn", "pgd-at", 0.78),
-                                                ("partial-cnn", "erm", 0.9)]):
-            fp = f"{k + 1:02d}" + "ab" * 31
-            add_model(store, fp, name, recipe, 100_000 + k)
-            suites = {"clean", "corruptions", "adversarial", "calibration", "ood"} if k < 2 else {"clean"}
-            synthetic_rows(store, fp, ctx.dataset_key, suites, quality=q)
+        source = store.datasets()[dataset.key()][1]
+        for k, (name, recipe, quality, extra) in enumerate(MODELS):
+            fingerprint = f"{k + 1:02d}" + "ab" * 31
+            add_model(store, fingerprint, name, recipe, 100_000 + k)
+            synthetic_rows(store, fingerprint, ALL_SUITES if k < 2 else {"clean"}, quality, dataset=dataset,
+                           source=source, **extra)
     return path
 
 
 @pytest.fixture(scope="module")
 def site(real_store, tmp_path_factory) -> Path:
-    """The HTML report of ``real_store`` (rendered once for the tests that read it)."""
     out = tmp_path_factory.mktemp("site")
     with Store(real_store) as store:
         assert write_report(store, out, "html") == out / "index.html"
     return out
 
 
+# ---- public API, pages and exports ------------------------------------------------------------------
+
+
 def test_empty_store_gives_valid_reports(tmp_path):
     with Store(tmp_path / "s.db") as store:
-        for fmt in ("html", "md", "json"):
+        for fmt in FORMATS:
             write_report(store, tmp_path / "out", fmt)
         assert load_leaderboard(store).evaluations == []
+        assert leaderboard_table(load_leaderboard(store))[1] == []
     check_site(tmp_path / "out")
     assert "no evaluated model" in (tmp_path / "out" / "index.html").read_text()
     assert json.loads((tmp_path / "out" / "leaderboard.json").read_text())["rows"] == []
 
 
-def test_one_model_one_real_suite(tmp_path, fmnist_checkpoint):
+def test_bad_format_and_out_path(tmp_path):
+    (tmp_path / "file").write_text("x")
     with Store(tmp_path / "s.db") as store:
-        ctx = make_context(fmnist_checkpoint, None, store, SuiteOptions(limit=LIMIT, batch_size=100))
-        run_suites(ctx, ["clean"])
-        stored = store.tasks(ctx.card.fingerprint)[0].metrics["accuracy"]
-        write_report(store, tmp_path / "out", "html")
-        board = load_leaderboard(store)
-    pages = check_site(tmp_path / "out")
-    assert len(pages) == 3  # index, compare, one card
-    assert board.cells[0]["clean_acc"].value == stored
-    index = (tmp_path / "out" / "index.html").read_text()
-    assert f"{100 * stored:.1f}" in index
-    assert "corruptions suite not run" in index  # missing suites explained in tooltips
-    card = next((tmp_path / "out").glob("model-*.html")).read_text()
-    assert "has not been run" in card
+        with pytest.raises(UserError, match="html, md, json"):
+            write_report(store, tmp_path / "out", "pdf")
+        with pytest.raises(UserError, match="is a file"):
+            write_report(store, tmp_path / "file", "md")
+        with pytest.raises(UserError, match="clean_acc"):
+            load_leaderboard(store, "bogus")
 
 
-def test_several_models_all_suites(real_store, site):
+def test_real_run_renders_every_suite(real_store, site):
+    pages = check_site(site)
+    assert len(pages) == 2 + 4
     with Store(real_store) as store:
-        assert len(load_leaderboard(store).evaluations) == 4
-    parsed = check_site(site)
-    assert sum(len(p.svgs) for p in parsed) >= 4 * 5
-    cards = list(site.glob("model-*.html"))
-    assert len(cards) == 4
-    full = [c.read_text() for c in cards if "augmix-cnn" in c.read_text().split("<h1>")[1]][0]
-    for heading in ("Common corruptions", "Adversarial robustness", "Calibration", "Out-of-distribution"):
-        assert heading in full
-    assert full.count("<svg") >= 5  # heatmap, severity curves, attack curves, reliability, ECE boxes, ROC
-    at_card = [c.read_text() for c in cards if "at-cnn" in c.read_text().split("<h1>")[1]][0]
-    assert "gradient masking suspected" in at_card and "FAIL" in at_card
-    compare = (site / "compare.html").read_text()
-    assert "Non-dominated" in compare
-    # colours: one per model, the same on the leaderboard and the cards
+        board = load_leaderboard(store)
+        erm = next(i for i, ev in enumerate(board.evaluations) if ev.label == "small-cnn-erm")
+        fp = board.evaluations[erm].fingerprint
+        clean = next(r for r in store.tasks(fp) if isinstance(r.id.task, CleanCell))
+    assert board.cells[erm]["clean_acc"].value == clean.metrics["accuracy"]
+    card = card_of(site, "small-cnn-erm")
+    for heading in ("Clean test set", "Common corruptions", "Adversarial robustness", "Calibration",
+                    "Out-of-distribution detection"):
+        assert f"<h2>{heading}</h2>" in card
+        assert "has not been run" not in card.split(f"<h2>{heading}</h2>")[1].split("<h2>")[0]
+    assert len(svgs(card)) >= 7  # reliability, heatmap, curves, attack curves, reliability x4, ECE, ROC
+    assert re.search(r"<td[^>]*>200</td>", card) and "200.0000" not in card  # counts are integers
+    assert f"{100 * clean.metrics['accuracy']:.1f}%" in card  # fractions are percentages
+    assert "uniform-noise" in card
+
+
+def test_several_models_colours_and_flags(site):
     index = (site / "index.html").read_text()
-    colors = re.findall(r'class="swatch" style="background:(#[0-9a-f]{6})"', index)
-    assert len(set(colors)) == 4
+    colours = re.findall(r'class="swatch" style="background:(#[0-9a-f]{6})"', index)
+    assert len(colours) == 4 and len(set(colours)) == 4
+    at_card = card_of(site, "at-cnn")
+    assert "gradient masking suspected" in at_card and "<b>FAIL</b>: large_eps_zero" in at_card
+    partial = card_of(site, "partial-cnn")
+    # every suite but clean: corruptions, adversarial, calibration, ood, certify
+    assert partial.count("has not been run") == 5
+    assert "Non-dominated" in (site / "compare.html").read_text()
 
 
-def test_leaderboard_values_and_sorting(real_store):
+def test_leaderboard_values_sorting_and_provenance(real_store):
     with Store(real_store) as store:
         board = load_leaderboard(store, "clean_acc")
         accs = [c["clean_acc"].value for c in board.cells]
@@ -258,19 +214,21 @@ def test_leaderboard_values_and_sorting(real_store):
         ece = [c["ece"].value for c in load_leaderboard(store, "ece").cells]
         present = [v for v in ece if v is not None]
         assert present == sorted(present) and ece[: len(present)] == present
-        # robust accuracy is the worst over the attacks at that budget
+        assert [ev.label for ev in load_leaderboard(store, "model").evaluations] == \
+            ["at-cnn", "augmix-cnn", "partial-cnn", "small-cnn-erm"]
         at = next(i for i, ev in enumerate(board.evaluations) if ev.label == "at-cnn")
-        key = next(c.key for c in board.columns if c.key.startswith("robust_linf_0.1"))
-        fp = board.evaluations[at].fingerprint
-        rows = [r for r in store.tasks(fp, suite="adversarial") if r.params.get("eps") == 0.1]
-        assert board.cells[at][key].value == min(r.metrics["robust_accuracy"] for r in rows)
-        assert {s.task_key for s in board.cells[at][key].sources} == {r.id.task_key for r in rows}
-        # mCE is NaN in the store (no baseline): reported as missing with a reason
+        rows = [r for r in store.tasks(board.evaluations[at].fingerprint, suite="adversarial")
+                if getattr(r.id.task, "eps", None) == 0.1 and not r.id.task.budgets]
+        cell = board.cells[at]["robust_linf_0.1"]
+        assert cell.value == min(r.metrics["robust_accuracy"] for r in rows)  # lowest over the attacks
+        assert {s.task for s in cell.sources} == {r.id.task for r in rows}
         assert board.cells[at]["mce"].value is None and "baseline" in board.cells[at]["mce"].why
         partial = next(i for i, ev in enumerate(board.evaluations) if ev.label == "partial-cnn")
         assert board.cells[partial]["ood_auroc"].why == "ood suite not run"
-        with pytest.raises(UserError, match="clean_acc"):
-            load_leaderboard(store, "nope")
+        headers, rows_text = leaderboard_table(board)
+        assert headers[:4] == ["model", "arch", "recipe", "dataset"] and "clean_acc ↑" in headers
+        assert all(len(r) == len(headers) for r in rows_text)
+        assert rows_text[0][headers.index("params")].isdigit()  # counts as integers
 
 
 def test_markdown_and_json_exports(real_store, tmp_path):
@@ -280,18 +238,344 @@ def test_markdown_and_json_exports(real_store, tmp_path):
         board = load_leaderboard(store)
     lines = [line for line in md.splitlines() if line.startswith("|")]
     assert len(lines) == 2 + 4 and len({len(re.findall(r"(?<!\\)\|", line)) for line in lines}) == 1
-    assert "nan" not in md.lower()
+    assert "nan" not in md.lower() and "%" in md
     assert len(data["rows"]) == 4
-    for row in data["rows"]:
+    for row, ev in zip(data["rows"], board.evaluations, strict=True):
+        assert row["dataset"]["content"] == ev.dataset.content and row["dataset"]["source"] == ev.source
         for cell in row["cells"].values():
             assert (cell["value"] is None) == (cell["display"] == "—")
             for src in cell["provenance"]:
-                assert set(src) == {"model_fingerprint", "dataset", "task_key", "metric", "seed", "shiftlab_version"}
+                assert set(src) == {"model_fingerprint", "dataset", "task", "task_label", "metric", "seed",
+                                    "shiftlab_version"}
                 assert src["model_fingerprint"] == row["model"]["fingerprint"]
-    first = board.evaluations[0]
+                assert src["dataset"] == ev.dataset.key()
     clean = data["rows"][0]["cells"]["clean_acc"]
-    assert clean["provenance"][0]["task_key"] in ("clean", "calibration/clean")
-    assert clean["value"] == first.tasks[clean["provenance"][0]["task_key"]].metrics["accuracy"]
+    assert clean["n"] == 200 and len(clean["interval_95"]) == 2
+    task = {t["task"]: t for t in data["rows"][0]["tasks"]}[clean["provenance"][0]["task"]]
+    assert clean["value"] == task["metrics"]["accuracy"]
+
+
+def test_report_is_byte_identical_and_ids_unique(real_store, site, tmp_path):
+    with Store(real_store) as store:
+        write_report(store, tmp_path / "again", "html")
+        for fmt in ("md", "json"):
+            first = write_report(store, tmp_path / "a", fmt).read_bytes()
+            assert write_report(store, tmp_path / "b", fmt).read_bytes() == first
+    names = sorted(p.name for p in site.glob("*.html"))
+    assert names == sorted(p.name for p in (tmp_path / "again").glob("*.html"))
+    for name in names:
+        assert (site / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+    check_site(site)  # duplicate ids within a page fail here
+
+
+# ---- layering and side effects (item 1, item 6) ----------------------------------------------------
+
+
+def test_report_imports_only_store_core_and_itself():
+    allowed = ("shiftlab.store", "shiftlab.core", "shiftlab.report")
+    for path in REPORT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith("shiftlab") or name.startswith(allowed), f"{path.name} imports {name}"
+                assert name.split(".")[0] != "rich", f"{path.name} imports rich"
+                assert name != "matplotlib.pyplot", f"{path.name} imports pyplot"
+        text = path.read_text()
+        assert "matplotlib.use(" not in text and "split_key" not in text and "parse_severity" not in text
+
+
+def test_writing_a_report_changes_no_global_state(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        add_model(store, "cd" * 32, "solo")
+        synthetic_rows(store, "cd" * 32, ALL_SUITES, 0.9)
+    script = f"""
+import sys, matplotlib
+backend = matplotlib.rcParams._get_backend_or_none()
+import shiftlab.report
+from shiftlab.store import Store
+assert "matplotlib.figure" not in sys.modules  # the leaderboard alone does not load matplotlib
+with Store({str(tmp_path / 's.db')!r}, create=False) as store:
+    shiftlab.report.write_report(store, {str(tmp_path / 'out')!r})
+loaded = sorted(m for m in sys.modules if m.startswith("shiftlab.") and not m.startswith(
+    ("shiftlab.report", "shiftlab.core", "shiftlab.store")))
+assert loaded == [], loaded
+assert "matplotlib.pyplot" not in sys.modules and "rich" not in sys.modules
+assert matplotlib.rcParams._get_backend_or_none() == backend
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_report_modules_are_small():
+    sizes = {p.relative_to(REPORT).as_posix(): len(p.read_text().splitlines()) for p in REPORT.rglob("*.py")}
+    assert max(sizes.values()) <= 300, sizes
+
+
+# ---- typed identities: cells of a non-default table (issue 13, defect 3) ---------------------------
+
+
+def test_cells_of_a_non_default_table_appear_on_the_card(tmp_path):
+    """28-px Fashion-MNIST evaluated with the imagenet table: the old report re-parsed severity from the
+    key string (``corruptions/fog/5@imagenet``) and dropped these cells from the heatmap and curves."""
+    with Store(tmp_path / "s.db") as store:
+        add_model(store, "aa" * 32, "imagenet-table")
+        synthetic_rows(store, "aa" * 32, {"clean", "corruptions"}, 0.9, table="imagenet", default_table=False)
+        add_model(store, "bb" * 32, "both-tables")
+        synthetic_rows(store, "bb" * 32, {"clean", "corruptions"}, 0.8, table="cifar", default_table=True)
+        synthetic_rows(store, "bb" * 32, {"corruptions"}, 0.5, table="imagenet", default_table=False)
+        add_model(store, "cc" * 32, "no-summary")
+        rows = RowWriter(store, "cc" * 32)
+        for severity, accuracy in ((1, 0.8), (5, 0.5)):
+            rows.write(CorruptionCell("fog", severity, "tiny"), {"accuracy": accuracy, "n": 200.0})
+        board = load_leaderboard(store)
+        write_report(store, tmp_path / "out", "html")
+        only = next(ev for ev in board.evaluations if ev.label == "imagenet-table")
+        cells = [row for cell, row in only.cells(CorruptionCell) if cell.table == "imagenet"]
+        both = next(ev for ev in board.evaluations if ev.label == "both-tables")
+        cifar_summary = both.find(Summary("corruptions", "cifar"))
+    check_site(tmp_path / "out")
+    card = card_of(tmp_path / "out", "imagenet-table")
+    corruptions = card.split("<h2>Common corruptions</h2>")[1].split("<h2>")[0]
+    assert "Parameter table: imagenet" in corruptions and "no accuracy values" not in corruptions
+    heatmap = next(s for s in svgs(corruptions) if "severity (1 = mild" in s)
+    for row in cells[:5]:  # every stored cell is a number in the heatmap
+        assert f">{100 * row.metrics['accuracy']:.0f}<" in heatmap
+    assert any("severity (0 = clean)" in s for s in svgs(corruptions))
+    i = board.evaluations.index(only)  # no summary says default: the table with the most cells
+    assert board.cells[i]["corruption_acc"].value == \
+        only.find(Summary("corruptions", "imagenet")).metrics["mean_corruption_accuracy"]
+    # the default table's summary (protocol default_table) is the leaderboard's, whatever else is stored
+    j = board.evaluations.index(both)
+    assert board.cells[j]["corruption_acc"].value == cifar_summary.metrics["mean_corruption_accuracy"]
+    k = next(i for i, ev in enumerate(board.evaluations) if ev.label == "no-summary")
+    assert board.cells[k]["corruption_acc"].value == pytest.approx(0.65)  # no summary: mean of the cells
+    assert len(board.cells[k]["corruption_acc"].sources) == 2
+    both_card = card_of(tmp_path / "out", "both-tables")
+    assert "Parameter table: cifar (the default for this image size)" in both_card
+    assert "Parameter table: imagenet" in both_card
+    assert both_card.index("Parameter table: cifar") < both_card.index("Parameter table: imagenet")
+
+
+def test_ood_set_names_with_slashes_are_kept_whole(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        add_model(store, "aa" * 32, "folder-ood")
+        synthetic_rows(store, "aa" * 32, {"ood"}, 0.9)
+        write_report(store, tmp_path / "out", "html")
+    card = card_of(tmp_path / "out", "folder-ood")
+    assert "image-folder:/data/ood/textures / msp" in card
+    assert any("OOD set: image-folder:/data/ood/textures" in s for s in svgs(card))
+
+
+# ---- one view per suite; unknown suites listed (item 3) --------------------------------------------
+
+
+def test_views_registry_holds_one_frozen_view_per_suite():
+    assert sorted(VIEWS.names()) == ["adapt", "adversarial", "calibration", "certify", "clean", "corruptions",
+                                    "ood"]
+    orders = [VIEWS.get(n).order for n in VIEWS.names()]
+    assert len(set(orders)) == len(orders)
+    with pytest.raises(AttributeError):
+        VIEWS.get("clean").order = 0  # type: ignore[misc]
+    with pytest.raises(ValueError, match="already registered"):
+        VIEWS.add("clean", VIEWS.get("clean"), None)
+
+
+def test_a_new_view_is_one_registration(tmp_path):
+    """A view added to a registry brings its column to the leaderboard and its section to the card."""
+    with Store(tmp_path / "s.db") as store:
+        add_model(store, "aa" * 32, "certified")
+        rows = RowWriter(store, "aa" * 32)
+        rows.write(CleanCell(), {"accuracy": 0.9, "n": 200.0})
+        rows.write(Summary("selective"), {"selective_accuracy": 0.4, "n": 200.0})
+        evaluations = gather(store)
+
+    def certified(ev):
+        row = next((r for s, r in ev.summaries("selective")), None)
+        return ev.value(row, "selective_accuracy", "selective suite not run")
+
+    views = Registry[SuiteView, None]("report view")
+    for name in VIEWS.names():
+        views.add(name, VIEWS.get(name), None)
+    views.add("selective", SuiteView(
+        "selective", "Selective prediction", 60,
+        lambda evs: [Column("certified", "selective acc", certified, Quantity("fraction", True, (0.0, 1.0)), axis=True)],
+        lambda ev, ctx: section("Selective prediction", f"<p>{certified(ev).value}</p>")), None)
+    board = build_leaderboard(evaluations, views)
+    assert board.column_keys()[-2] == "certified" and board.cells[0]["certified"].value == 0.4
+    assert "certified" in [c.key for c in board.axes()]
+    card = render_card(board, 0, model_styles(["aa" * 32])["aa" * 32], views)
+    assert "<h2>Selective prediction</h2><div class=\"figs\"><p>0.4</p>" in card
+    assert "Suite: selective" not in card  # a suite with a view is not listed generically
+
+
+def test_rows_of_an_unknown_suite_are_listed_not_dropped(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        add_model(store, "aa" * 32, "has-unknown-suite")
+        rows = RowWriter(store, "aa" * 32)
+        rows.write(CleanCell(), {"accuracy": 0.9, "n": 200.0})
+        rows.write(Summary("selective", "cifar"), {"selective_accuracy": 0.4125, "n": 200.0, "accuracy": 0.5,
+                                                 "sanity/radius_positive": float("nan")})
+        write_report(store, tmp_path / "out", "html")
+    check_site(tmp_path / "out")
+    card = card_of(tmp_path / "out", "has-unknown-suite")
+    listed = card.split("<h2>Suite: selective</h2>")[1]
+    assert "selective summary (cifar)" in listed
+    assert ">0.4125<" in listed and ">200<" in listed and ">50.0%<" in listed  # quantities format each metric
+    assert ">not applicable<" in listed
+
+
+# ---- the data a row was computed on (issue 14, item 1) ---------------------------------------------
+
+
+def test_dataset_identity_and_source_are_shown(tmp_path):
+    other = DatasetIdentity("fashion-mnist", "test", 200, "cd" * 32, 200)
+    migrated = DatasetIdentity("fashion-mnist", "test", 200, "", 200)
+    with Store(tmp_path / "s.db") as store:
+        add_model(store, "aa" * 32, "same-model")
+        synthetic_rows(store, "aa" * 32, {"clean"}, 0.9)
+        synthetic_rows(store, "aa" * 32, {"clean"}, 0.5, dataset=other, source="/mnt/other-copy")
+        synthetic_rows(store, "aa" * 32, {"clean"}, 0.7, dataset=migrated, source="migrated from schema 1")
+        board = load_leaderboard(store, "clean_acc")
+        write_report(store, tmp_path / "out", "html")
+        md = write_report(store, tmp_path / "out", "md").read_text()
+    assert [ev.dataset.content for ev in board.evaluations] == ["ab" * 32, "", "cd" * 32]
+    index = (tmp_path / "out" / "index.html").read_text()
+    for label, source in (("fashion-mnist[:200] (abababababab)", DATA_SOURCE),
+                          ("fashion-mnist[:200] (cdcdcdcdcdcd)", "/mnt/other-copy"),
+                          ("fashion-mnist[:200] (unknown)", "migrated from schema 1")):
+        assert label in index and label in md
+        assert re.search(rf'data-value="{re.escape(label)}" title="[^"]*{re.escape(source)}', index)
+    assert len(list((tmp_path / "out").glob("model-*.html"))) == 3
+    cards = "".join(p.read_text() for p in (tmp_path / "out").glob("model-*.html"))
+    assert "/mnt/other-copy" in cards and "computed before content fingerprints were stored" in cards
+
+
+# ---- reading the report (issue 14, item 10) --------------------------------------------------------
+
+
+def test_model_colours_never_repeat(tmp_path):
+    assert len(set(distinct_colors(300))) == 300
+    styles = model_styles(f"{k:064x}" for k in range(30))
+    assert len({s.color for s in styles.values()}) == 30
+    with Store(tmp_path / "s.db") as store:
+        for k in range(14):  # more models than the 10 colours of the old palette
+            fingerprint = f"{k:064x}"
+            add_model(store, fingerprint, f"model-{k:02d}")
+            synthetic_rows(store, fingerprint, {"clean"}, 0.5 + 0.03 * k)
+        board = load_leaderboard(store)
+    styles = model_styles(ev.fingerprint for ev in board.evaluations)
+    pages = {"index": render_index(board, styles, card_filenames(board)), "compare": render_compare(board, styles)}
+    for name, html in pages.items():
+        colours = re.findall(r'class="swatch" style="background:(#[0-9a-f]{6})"', html)
+        assert len(colours) == 14 and len(set(colours)) == 14, name
+
+
+def test_place_labels_never_overlap():
+    rng = random.Random(0)
+    for trial in range(20):
+        anchors = [(rng.uniform(0, 80), rng.uniform(0, 60)) for _ in range(12)]  # crowded on purpose
+        sizes = [(rng.uniform(20, 60), 10.0) for _ in anchors]
+        markers = [Box(x - 4, y - 4, x + 4, y + 4) for x, y in anchors]
+        offsets = place_labels(anchors, sizes, markers)
+        boxes = [Box(x + dx, y + dy, x + dx + w, y + dy + h)
+                 for (x, y), (dx, dy), (w, h) in zip(anchors, offsets, sizes, strict=True)]
+        for i, a in enumerate(boxes):
+            assert not any(a.overlaps(b) for b in boxes[i + 1:]), trial
+            assert not any(a.overlaps(m) for m in markers), trial
+
+
+def test_pareto_plots_label_only_the_front_and_name_every_point_on_hover(site):
+    compare = (site / "compare.html").read_text()
+    scatter = next(s for s in svgs(compare) if "clean acc (%)" in s and "corruption acc (%)" in s)
+    names = ["small-cnn-erm", "augmix-cnn", "at-cnn"]  # partial-cnn has no corruption accuracy
+    titles = re.findall(r"<title>([^<]*)</title>", scatter)
+    assert sorted(t.split(":")[0] for t in titles) == sorted(names)
+    front = {t.split(":")[0] for t in titles if "(non-dominated)" in t}
+    assert front and front != set(names)
+    labelled = {n for n in names if re.search(rf">{re.escape(n)}</text>", scatter)}
+    assert labelled == front
+
+
+def test_wilson_interval():
+    low, high = wilson_interval(187, 200)
+    z = 1.959963984540054
+    for bound in (low, high):  # Wilson bounds solve |p̂ − p| = z·sqrt(p(1 − p)/n)
+        assert abs(187 / 200 - bound) == pytest.approx(z * math.sqrt(bound * (1 - bound) / 200), rel=1e-9)
+    assert wilson_interval(0, 10)[0] == 0.0 and 0.0 < wilson_interval(0, 10)[1] < 0.35
+    assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(10, 10)[0] > 0.65
+    with pytest.raises(ValueError):
+        wilson_interval(3, 0)
+
+
+def test_accuracies_carry_intervals_and_n(site, real_store):
+    with Store(real_store) as store:
+        board = load_leaderboard(store)
+    i = next(i for i, ev in enumerate(board.evaluations) if ev.label == "at-cnn")
+    value = board.cells[i]["clean_acc"]
+    low, high = wilson_interval(round(value.value * 200), 200)
+    assert value.n == 200 and value.interval == (low, high)
+    expected = f"95% CI {100 * low:.1f}–{100 * high:.1f}%, n = 200"
+    index = (site / "index.html").read_text()
+    row = re.search(r'<tr data-fingerprint="02ab[^"]*">(.*?)</tr>', index).group(1)
+    assert expected in row  # the leaderboard's hover text
+    assert "n = 200" in re.search(r'data-value="[^"]*" title="([^"]*robust[^"]*|[^"]*fgsm[^"]*)"', row).group(1)
+    assert f"{100 * value.value:.1f}% ({expected})" in card_of(site, "at-cnn")
+
+
+def test_models_on_different_data_never_share_a_front(tmp_path):
+    other = DatasetIdentity("cifar10", "test", 500, "ef" * 32, 500)
+    with Store(tmp_path / "s.db") as store:
+        add_model(store, "aa" * 32, "strong")
+        synthetic_rows(store, "aa" * 32, {"clean", "corruptions"}, 0.95)
+        add_model(store, "bb" * 32, "weak")
+        synthetic_rows(store, "bb" * 32, {"clean", "corruptions"}, 0.6, dataset=other, source="/data/cifar")
+        write_report(store, tmp_path / "out", "html")
+    compare = (tmp_path / "out" / "compare.html").read_text()
+    groups = compare.split("<h3>On ")[1:]
+    assert len(groups) == 2
+    for group, name in zip(groups, ("strong", "weak"), strict=True):
+        for scatter in svgs(group.split("<h2>")[0]):  # alone on its data, each model is on its own front
+            assert re.findall(r"<title>([^:<]*):", scatter) == [name]
+            assert "(non-dominated)</title>" in scatter and f">{name}</text>" in scatter
+
+
+def test_adversarial_curve_over_budgets_with_the_lowest_over_attacks(tmp_path):
+    curves = [BudgetCurve("fgsm", "linf", ((0.0, 0.9), (0.05, 0.6), (0.1, 0.4))),
+              BudgetCurve("pgd", "linf", ((0.0, 0.9), (0.05, 0.5), (0.1, 0.45)))]
+    assert lowest_over_attacks(curves) == [(0.0, 0.9), (0.05, 0.5), (0.1, 0.4)]
+    with Store(tmp_path / "s.db") as store:
+        add_model(store, "aa" * 32, "one-attack")
+        synthetic_rows(store, "aa" * 32, {"adversarial"}, 0.9, attacks=("fgsm",), budgets=(0.05, 0.1))
+        write_report(store, tmp_path / "out", "html")
+    card = card_of(tmp_path / "out", "one-attack")
+    curve = next(s for s in svgs(card) if "robust accuracy (%)" in s)
+    assert "lowest over attacks" in curve  # drawn (and in the legend) even with one attack
+    for tick in (">0<", ">0.05<", ">0.1<"):  # clean at ε = 0, then every stored budget
+        assert tick in curve
+    assert "ε=1 steps=20" not in curve and "apgd-ce linf ε=1 steps=20" in card  # the sanity run is a check
+
+
+def test_mce_is_shown_when_stored(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        add_model(store, "aa" * 32, "with-baseline")
+        synthetic_rows(store, "aa" * 32, {"clean", "corruptions"}, 0.9, mean_ce=0.875)
+        board = load_leaderboard(store)
+        write_report(store, tmp_path / "out", "html")
+    assert board.cells[0]["mce"].value == 0.875
+    assert ">87.5%<" in (tmp_path / "out" / "index.html").read_text()
+    card = card_of(tmp_path / "out", "with-baseline")
+    assert "mean_ce ↓" in card and ">87.5%<" in card
+
+
+def test_a_vacuous_sanity_check_is_not_applicable(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        add_model(store, "aa" * 32, "one-budget")
+        synthetic_rows(store, "aa" * 32, {"adversarial"}, 0.9, budgets=(0.1,), monotone=float("nan"))
+        write_report(store, tmp_path / "out", "html")
+    card = card_of(tmp_path / "out", "one-budget")
+    assert "<b>not applicable</b>: monotone_in_eps" in card
+    assert "<b>pass</b>: monotone_in_eps" not in card and "<b>pass</b>: robust_le_clean" in card
 
 
 def test_pareto_front_definition():
@@ -300,24 +584,15 @@ def test_pareto_front_definition():
     assert pareto_front(values, [True, False]) == {"a", "c"}
 
 
-def test_cli_report_and_leaderboard(real_store, tmp_path, monkeypatch):
-    from shiftlab import cli
-    from shiftlab.cli import app
+def test_missing_values_say_why():
+    column = Column("x", "x", lambda ev: Value(None), Quantity("fraction", True))
+    assert column.display(Value(None, why="suite not run")) == "—"
+    assert column.hover(Value(None, why="suite not run")) == "suite not run"
+    checks = Column("c", "c", lambda ev: Value(None), Quantity("check", True))
+    assert checks.display(Value(float("nan"))) == "not applicable" and checks.display(Value(0.0)) == "FAIL"
 
-    monkeypatch.setattr(cli.console, "width", 400)
 
-    runner = CliRunner()
-    result = runner.invoke(app, ["report", "--store", str(real_store), "--out", str(tmp_path / "r"), "--format", "md"])
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "r" / "leaderboard.md").exists()
-    result = runner.invoke(app, ["leaderboard", "--store", str(real_store), "--sort", "model"])
-    assert result.exit_code == 0, result.output
-    assert result.output.index("at-cnn") < result.output.index("partial-cnn")
-    result = runner.invoke(app, ["leaderboard", "--store", str(real_store), "--sort", "bogus"])
-    assert result.exit_code == 2 and "clean_acc" in result.output
-    result = runner.invoke(app, ["report", "--store", str(real_store), "--out", str(tmp_path), "--format", "pdf"])
-    assert result.exit_code == 2
-
+# ---- the pages in a real browser -------------------------------------------------------------------
 
 CHROME_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -345,8 +620,8 @@ def test_report_in_headless_chromium(site, tmp_path):
         driver.get((site / "index.html").as_uri())
 
         def column(key: str) -> list[str]:
-            idx = [h.get_attribute("data-key") for h in driver.find_elements(By.CSS_SELECTOR, "#leaderboard th")].index(key)
-            return [r.find_elements(By.TAG_NAME, "td")[idx].get_attribute("data-value")
+            keys = [h.get_attribute("data-key") for h in driver.find_elements(By.CSS_SELECTOR, "#leaderboard th")]
+            return [r.find_elements(By.TAG_NAME, "td")[keys.index(key)].get_attribute("data-value")
                     for r in driver.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")]
 
         before = column("model")
@@ -360,24 +635,11 @@ def test_report_in_headless_chromium(site, tmp_path):
         shown = [r for r in driver.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr") if r.is_displayed()]
         assert len(shown) == 1
         driver.find_element(By.ID, "filter").clear()
+        driver.get((site / "compare.html").as_uri())
+        titles = driver.find_elements(By.CSS_SELECTOR, "svg g[id$='-point0'] > title")
+        assert titles and all(t.get_attribute("textContent") for t in titles)  # hover names reach the DOM
         driver.save_screenshot(str(tmp_path / "report.png"))
         assert (tmp_path / "report.png").stat().st_size > 10_000
-        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []  # none after the clicks
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
     finally:
         driver.quit()
-
-
-def test_demo_report_step_writes_the_site(tmp_path):
-    from rich.console import Console
-
-    from shiftlab.demo import DEMO_STEPS, DemoRun, report_step
-
-    assert DEMO_STEPS[-1] is report_step
-    with Store(tmp_path / "demo.db") as store:
-        add_model(store, "ff" * 32, "demo-cnn", "erm", 1000)
-        synthetic_rows(store, "ff" * 32, "fashion-mnist", {"clean"}, quality=0.9)
-    console = Console(record=True, width=300)
-    run = DemoRun(tmp_path, Path("unused"), tmp_path / "demo.db", console, lambda *a: None, lambda p: None)
-    report_step(run)
-    assert (tmp_path / "report" / "index.html").exists() and (tmp_path / "report" / "leaderboard.md").exists()
-    assert str((tmp_path / "report" / "index.html").resolve()) in console.export_text()

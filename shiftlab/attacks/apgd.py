@@ -7,8 +7,9 @@ by 0.03·N_iter down to 0.06·N_iter; at a checkpoint the step of a point is hal
 restarted from its best iterate) if the loss increased in at most 75 % of the last k steps, or if
 the step was not halved at the last checkpoint and the best loss has not improved since;
 momentum 0.75 (none on the first step). APGD-T maximises the targeted DLR loss towards each of the
-``n_target_classes`` highest non-true logits, on the points still robust; the targets of the few
-points left are attacked in one batch (``attacks/targets.py``).
+``n_target_classes`` highest non-true logits, on the points still robust, the target ranks batched
+in fixed waves (``attacks/targets.py``). Restart r of an image (or of an (image, target rank) pair)
+starts from its own stream's draw for ``("restart", r)``.
 
 Args (from ``ThreatModel``): norm, eps, steps (default 100), restarts (default 1),
 n_target_classes (APGD-T, default 9). Shape: N×C×H×W in [0, 1].
@@ -24,11 +25,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shiftlab.attacks.base import ATTACKS, AttackMeta
+from shiftlab.attacks.base import ATTACKS, AttackMeta, image_streams
 from shiftlab.attacks.engine import RuleState, StepRule, gradient_ascent
 from shiftlab.attacks.losses import LossFn, cross_entropy, targeted_dlr
-from shiftlab.attacks.targets import MAX_PAIRS, over_targets
-from shiftlab.attacks.threat import NormOps, ThreatModel, norm_ops
+from shiftlab.attacks.targets import WAVES, over_targets
+from shiftlab.attacks.threat import NormOps, Randomness, ThreatModel, norm_ops
+from shiftlab.core.seeding import ImageStreams
 
 MOMENTUM = 0.75
 RHO = 0.75
@@ -113,14 +115,14 @@ class APGDRule(StepRule):
         return x_adv, grad
 
 
-def apgd_run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, generator: torch.Generator,
-             loss_fn: LossFn, target: torch.Tensor | None = None, groups: torch.Tensor | None = None,
-             seeds: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def apgd_run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, rng: ImageStreams,
+             loss_fn: LossFn, target: torch.Tensor | None = None,
+             groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """APGD with ``threat.restarts`` random restarts, each on the points not yet broken.
 
-    ``groups`` (optional, per point): points of one group stop together once one is broken, and a
-    restart skips every group already broken (the target copies of one image). ``seeds`` (optional,
-    per point): restart r of point j starts from seed ``seeds[j] + r`` instead of ``generator``.
+    ``rng``: one stream per point; restart r of point j starts from stream j's draw for
+    ``("restart", r)``. ``groups`` (optional, per point): points of one group stop together once one
+    is broken, and a restart skips every group already broken (the target copies of one image).
     """
     ops = norm_ops(threat)
     x_adv = x.clone()
@@ -131,8 +133,7 @@ def apgd_run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatM
         if len(todo) == 0:
             break
         xs = x[todo]
-        start = ops.random_init(xs, generator) if seeds is None else \
-            ops.random_init_seeded(xs, [seeds[j] + restart for j in todo.tolist()])
+        start = ops.random_init(xs, rng.subset(todo), ("restart", restart))
         res = gradient_ascent(model, xs, y[todo], start, ops, loss_fn, threat.steps,
                               APGDRule(threat.eps, threat.steps), None if target is None else target[todo],
                               groups=None if groups is None else groups[todo])
@@ -143,25 +144,26 @@ def apgd_run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatM
 
 @ATTACKS.register("apgd-ce", meta=AttackMeta("auto-PGD on cross-entropy", "Croce & Hein 2020", "2003.01690"))
 def apgd_ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    return apgd_run(model, x, y, threat, generator, cross_entropy)
+            rng: Randomness) -> tuple[torch.Tensor, torch.Tensor]:
+    return apgd_run(model, x, y, threat, image_streams(rng, len(x)), cross_entropy)
 
 
 def apgd_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                  generator: torch.Generator, max_pairs: int = MAX_PAIRS) -> tuple[torch.Tensor, torch.Tensor]:
-    """APGD-T over the top ``n_target_classes`` non-true classes; ``max_pairs=1`` runs them one by one."""
+                  rng: Randomness, waves: tuple[int, ...] = WAVES) -> tuple[torch.Tensor, torch.Tensor]:
+    """APGD-T over the top ``n_target_classes`` non-true classes; ``waves=(1,)`` runs them one by one."""
     with torch.no_grad():
         logits = model(x)
     n_targets = min(threat.n_target_classes, logits.shape[1] - 1)
 
-    def attack(owner: torch.Tensor, target: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        return apgd_run(model, x[owner], y[owner], threat, generator, targeted_dlr, target, owner, seeds)
+    def attack(owner: torch.Tensor, target: torch.Tensor,
+               streams: ImageStreams) -> tuple[torch.Tensor, torch.Tensor]:
+        return apgd_run(model, x[owner], y[owner], threat, streams, targeted_dlr, target, owner)
 
-    return over_targets(attack, x, logits, n_targets, generator, max_pairs)
+    return over_targets(attack, x, logits, n_targets, image_streams(rng, len(x)), waves)
 
 
 @ATTACKS.register("apgd-t", meta=AttackMeta("auto-PGD on the targeted DLR loss, top non-true classes",
                                             "Croce & Hein 2020", "2003.01690", targeted=True))
 def apgd_t(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    return apgd_targeted(model, x, y, threat, generator)
+           rng: Randomness) -> tuple[torch.Tensor, torch.Tensor]:
+    return apgd_targeted(model, x, y, threat, rng)

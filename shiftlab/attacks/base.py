@@ -1,10 +1,16 @@
 """The attack contract, the ``ATTACKS`` registry, and the shared wrapper every attack runs under.
 
-An attack is ``fn(model, x, y, threat, generator) -> (x_adv, broken)`` on a batch whose points
-are all classified correctly; :func:`run_attack` adds what every attack needs (contract 3):
-caller's mode and ``requires_grad`` restored in ``finally``, no gradient reaching the
-parameters, batching, attacking only points not yet broken, an explicit generator, and an
-asserted threat-set check on the output.
+An attack is ``fn(model, x, y, threat, rng) -> (x_adv, broken)`` on a batch whose points are all
+classified correctly; :func:`run_attack` adds what every attack needs (contract 3): caller's mode
+and ``requires_grad`` restored in ``finally``, no gradient reaching the parameters, batching,
+attacking only points not yet broken, and an asserted threat-set check on the output.
+
+Randomness is per image (design contract 6): ``rng`` is an ``ImageStreams`` with one stream per
+image of ``x``, and everything random an attack does to image i (random starts, restarts, Square's
+windows) is drawn from stream i, so an image's result does not depend on which images share its
+batch or on the batch size. A ``torch.Generator`` is still accepted by the entry points
+(``ImageStreams.from_generator``: the keys are drawn from it, so the result then depends on the
+batch the generator was used for).
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from shiftlab.attacks.threat import Norm, ThreatModel, norm_ops
-from shiftlab.registry import Registry
+from shiftlab.attacks.threat import Norm, Randomness, ThreatModel, norm_ops
+from shiftlab.core.registry import Registry
+from shiftlab.core.seeding import ImageStreams
 
-AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, ThreatModel, torch.Generator],
+AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, ThreatModel, Randomness],
                     tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -35,7 +42,16 @@ class AttackMeta:
     black_box: bool = False
 
 
-ATTACKS: Registry[AttackFn] = Registry("attack")
+ATTACKS: Registry[AttackFn, AttackMeta] = Registry("attack")
+
+
+def image_streams(rng: Randomness, n: int) -> ImageStreams:
+    """``rng`` as one stream per image of a batch of ``n`` (a generator's draws become the keys)."""
+    if isinstance(rng, ImageStreams):
+        if len(rng) != n:
+            raise ValueError(f"{len(rng)} image streams for a batch of {n} images")
+        return rng
+    return ImageStreams.from_generator(rng, n)
 
 
 @contextlib.contextmanager
@@ -126,7 +142,7 @@ def assert_in_threat_set(x_adv: torch.Tensor, x: torch.Tensor, threat: ThreatMod
 
 
 def run_attack(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-               generator: torch.Generator, batch_size: int = 256,
+               rng: Randomness, batch_size: int = 256,
                active: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run registered attack ``name`` on the points of ``x`` still classified correctly.
 
@@ -135,8 +151,10 @@ def run_attack(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, th
         model: classifier taking N×C×H×W images in [0, 1]; its mode and ``requires_grad`` are restored.
         x, y: images in [0, 1] and int64 labels.
         threat: the threat model and budgets.
-        generator: the source of all randomness (same generator state → same result).
-        batch_size: points per attack batch.
+        rng: one random stream per image of ``x`` (``ImageStreams``; e.g. ``ImageStreams.for_images(seed,
+            task_key, dataset_indices)``), so the result does not depend on ``batch_size`` or on the
+            other images of ``x``; a ``torch.Generator`` is converted with ``ImageStreams.from_generator``.
+        batch_size: points per attack batch (memory only: never changes which randomness a point sees).
         active: boolean mask of points to attack (default: those the model classifies correctly).
 
     Returns:
@@ -146,9 +164,10 @@ def run_attack(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, th
     meta = ATTACKS.meta(name)
     fn = ATTACKS.get(name)
     if threat.norm not in meta.norms:
-        from shiftlab.errors import UserError
+        from shiftlab.core.errors import UserError
 
         raise UserError(f"attack {name!r} supports norms {[n.value for n in meta.norms]}, not {threat.norm.value}")
+    streams = image_streams(rng, len(x))
     x_adv = x.clone()
     broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     with attack_mode(model, x):
@@ -157,7 +176,7 @@ def run_attack(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, th
         idx = active.nonzero().flatten()
         for start in range(0, len(idx), batch_size):
             sel = idx[start:start + batch_size]
-            xa, br = fn(model, x[sel], y[sel], threat, generator)
+            xa, br = fn(model, x[sel], y[sel], threat, streams.subset(sel))
             x_adv[sel] = torch.where(br.view(-1, *([1] * (x.dim() - 1))), xa, x[sel])
             broken[sel] = br
         if len(idx):

@@ -7,11 +7,12 @@ takes a convex combination biased towards the original (α ≤ α_max = 0.1) wit
 and when it finds an adversarial point, records it if smaller and pulls back towards the original
 by β = 0.9. A point counts as broken only if its smallest adversarial perturbation is within eps,
 so a point stops as soon as it has one (what it would find later is only smaller).
-Targets: the ``n_target_classes`` highest non-true logits, each tried on the points still robust; the
-targets of the few points left are attacked in one batch (``attacks/targets.py``).
+Targets: the ``n_target_classes`` highest non-true logits, each tried on the points still robust, the
+ranks batched in fixed waves (``attacks/targets.py``).
 
-Args (from ``ThreatModel``): norm, eps, steps (default 100), restarts (default 1; restarts after
-the first start at a random point), n_target_classes (default 9). Shape: N×C×H×W in [0, 1].
+Args (from ``ThreatModel``): norm, eps, steps (default 100), restarts (default 1; restart r ≥ 1 of an
+(image, target rank) pair starts at its stream's random point for ``("restart", r)``),
+n_target_classes (default 9). Shape: N×C×H×W in [0, 1].
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from shiftlab.attacks.base import ATTACKS, AttackMeta
-from shiftlab.attacks.targets import MAX_PAIRS, over_targets
-from shiftlab.attacks.threat import NormOps, ThreatModel, norm_ops
+from shiftlab.attacks.base import ATTACKS, AttackMeta, image_streams
+from shiftlab.attacks.targets import WAVES, over_targets
+from shiftlab.attacks.threat import NormOps, Randomness, ThreatModel, norm_ops
+from shiftlab.core.seeding import ImageStreams
 
 ALPHA_MAX = 0.1
 ETA = 1.05
@@ -84,14 +86,15 @@ def fab_single(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch
 
 
 def fab_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                 generator: torch.Generator, max_pairs: int = MAX_PAIRS) -> tuple[torch.Tensor, torch.Tensor]:
-    """FAB-T over the top ``n_target_classes`` non-true classes; ``max_pairs=1`` runs them one by one."""
+                 rng: Randomness, waves: tuple[int, ...] = WAVES) -> tuple[torch.Tensor, torch.Tensor]:
+    """FAB-T over the top ``n_target_classes`` non-true classes; ``waves=(1,)`` runs them one by one."""
     ops = norm_ops(threat)
     with torch.no_grad():
         logits = model(x)
     n_targets = min(threat.n_target_classes, logits.shape[1] - 1)
 
-    def attack(owner: torch.Tensor, target: torch.Tensor, seeds: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def attack(owner: torch.Tensor, target: torch.Tensor,
+               streams: ImageStreams) -> tuple[torch.Tensor, torch.Tensor]:
         x_adv = x[owner]
         broken = torch.zeros(len(owner), dtype=torch.bool, device=x.device)
         for restart in range(threat.restarts):
@@ -99,7 +102,7 @@ def fab_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Thr
             if len(todo) == 0:
                 break
             xs = x[owner[todo]]
-            start = xs if restart == 0 else ops.random_init_seeded(xs, [seeds[j] + restart for j in todo.tolist()])
+            start = xs if restart == 0 else ops.random_init(xs, streams.subset(todo), ("restart", restart))
             found, dist = fab_single(model, xs, y[owner[todo]], target[todo], ops, threat.steps, start,
                                      threat.eps, owner[todo])
             ok = dist <= threat.eps
@@ -107,11 +110,11 @@ def fab_targeted(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Thr
             broken[todo[ok]] = True
         return x_adv, broken
 
-    return over_targets(attack, x, logits, n_targets, generator, max_pairs)
+    return over_targets(attack, x, logits, n_targets, image_streams(rng, len(x)), waves)
 
 
 @ATTACKS.register("fab-t", meta=AttackMeta("targeted fast adaptive boundary attack (minimal norm)",
                                            "Croce & Hein 2020", "1907.02044", targeted=True))
 def fab_t(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    return fab_targeted(model, x, y, threat, generator)
+          rng: Randomness) -> tuple[torch.Tensor, torch.Tensor]:
+    return fab_targeted(model, x, y, threat, rng)

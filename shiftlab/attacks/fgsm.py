@@ -7,7 +7,7 @@ Args (from ``ThreatModel``): norm, eps. Shape: N×C×H×W in [0, 1].
 
 Example:
     >>> from shiftlab.attacks import ThreatModel, run_attack
-    >>> x_adv, broken = run_attack("fgsm", model, x, y, ThreatModel("linf", 0.1), generator)  # doctest: +SKIP
+    >>> x_adv, broken = run_attack("fgsm", model, x, y, ThreatModel("linf", 0.1), rng)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from torch import nn
 from shiftlab.attacks.base import ATTACKS, AttackMeta
 from shiftlab.attacks.engine import FixedStep, gradient_ascent
 from shiftlab.attacks.losses import cross_entropy
-from shiftlab.attacks.threat import ThreatModel, norm_ops
+from shiftlab.attacks.threat import Randomness, ThreatModel, norm_ops
 
 
 @ATTACKS.register("fgsm", meta=AttackMeta("fast gradient sign method (one step)", "Goodfellow et al. 2015",
                                           "1412.6572"))
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+         rng: Randomness) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic: ``rng`` is accepted for the common attack signature and not used."""
     res = gradient_ascent(model, x, y, x, norm_ops(threat), cross_entropy, 1, FixedStep(threat.eps))
     return res.x_adv, res.broken

@@ -16,7 +16,7 @@ from torch import nn
 
 from shiftlab.attacks.base import attack_mode, logits_and_grad
 from shiftlab.attacks.losses import cross_entropy
-from shiftlab.errors import UserError
+from shiftlab.core.errors import UserError
 
 
 @dataclass

@@ -2,14 +2,18 @@
 
 Croce & Hein 2020 (arXiv:2003.01690) run a targeted attack towards each of the
 ``n_target_classes`` highest non-true classes in turn, each on the points still robust. Run that way,
-the few points left after APGD-CE cost 9 × 100 iterations of a nearly empty batch. Here each still
-robust image is replicated once per target class and the copies are attacked in one batch, the
-target class being per-sample context; when any copy of an image is misclassified, all its copies
-leave the batch. Every image still tries every target class unless it is already broken, as in the
-sequential schedule. To bound the work spent on images that the first target already breaks, the
-ranks are taken in waves of at most ``max_pairs`` (image, target) pairs: with many robust points
-(an adversarially trained model) the schedule degrades gracefully to the sequential one. Each
-(image, target) pair gets its own seed, so its random start is the same whatever the schedule.
+the few points left after APGD-CE cost 9 × 100 iterations of a nearly empty batch. Here the ranks are
+taken in a few waves (``WAVES``: the runner-up class alone, then all the other ranks together): in a
+wave each still robust image is replicated once per rank of the wave and the copies are attacked in
+one batch, the target class being per-sample context; when any copy of an image is misclassified,
+all its copies leave the batch. Every image still tries every target class unless it is already
+broken, as in the sequential schedule.
+
+The waves are the same for every image, whatever its batch: an image's result (which ranks it
+tries together, when its copies stop, which adversarial point it returns) then depends only on the
+image and its random stream, never on how many other images are still robust (design contract 6).
+Each (image, target rank) pair draws its random starts from the image's stream derived by the rank,
+so its start is also the same whatever the schedule.
 """
 
 from __future__ import annotations
@@ -18,21 +22,35 @@ from collections.abc import Callable
 
 import torch
 
-MAX_PAIRS = 64
-"""(image, target) pairs per wave; ranks are batched while ``robust points × ranks`` fits. Small on
-purpose: batching saves per-iteration overhead on a nearly empty batch, but a copy whose image a
-lower rank breaks at iteration k costs k iterations that the sequential schedule never spends
-(measured on CPU: 3 robust points × 9 targets, 2× faster batched; 57 points × 3 targets, 1.2–1.5×
-slower batched)."""
+from shiftlab.core.seeding import ImageStreams
 
-PairAttack = Callable[[torch.Tensor, torch.Tensor, list[int]], tuple[torch.Tensor, torch.Tensor]]
-"""attack(owner, target, seeds) -> (x_adv, broken) for the pairs (x[owner[j]], target[j]), each
-pair's randomness drawn from ``seeds[j]``."""
+WAVES = (1, 8)
+"""Target ranks per wave (the last size repeats): rank 2 alone, then ranks 3 … 10 together. The
+runner-up class is where a targeted attack most often succeeds, and an image it breaks costs nothing
+in the later ranks; the rest are batched, because on the few points that survive a first attack the
+per-iteration overhead of a nearly empty batch dominates (measured on CPU: 3 robust points × 9
+targets run 2× faster batched than one by one). Fixed, not sized by the number of robust points,
+so that an image's result does not depend on its batch."""
+
+PairAttack = Callable[[torch.Tensor, torch.Tensor, ImageStreams], tuple[torch.Tensor, torch.Tensor]]
+"""attack(owner, target, streams) -> (x_adv, broken) for the pairs (x[owner[j]], target[j]), pair j
+drawing its randomness from ``streams`` (one stream per pair)."""
 
 
 def target_ranks(logits: torch.Tensor, rank: int) -> torch.Tensor:
     """The class with the ``rank``-th largest logit (rank 2 = the runner-up), per sample."""
     return logits.argsort(dim=1)[:, -rank]
+
+
+def rank_waves(n_targets: int, waves: tuple[int, ...] = WAVES) -> list[range]:
+    """Ranks 2 … n_targets + 1 cut into consecutive waves of ``waves[k]`` ranks (the last size repeats)."""
+    out: list[range] = []
+    rank, last = 2, n_targets + 1
+    while rank <= last:
+        size = max(waves[min(len(out), len(waves) - 1)], 1)
+        out.append(range(rank, min(rank + size, last + 1)))
+        rank += size
+    return out
 
 
 def first_broken_pair(owner: torch.Tensor, broken: torch.Tensor, n: int) -> torch.Tensor:
@@ -43,29 +61,31 @@ def first_broken_pair(owner: torch.Tensor, broken: torch.Tensor, n: int) -> torc
 
 
 def over_targets(attack: PairAttack, x: torch.Tensor, logits: torch.Tensor, n_targets: int,
-                 generator: torch.Generator, max_pairs: int = MAX_PAIRS) -> tuple[torch.Tensor, torch.Tensor]:
+                 rng: ImageStreams, waves: tuple[int, ...] = WAVES) -> tuple[torch.Tensor, torch.Tensor]:
     """Attack every image of ``x`` towards its top ``n_targets`` non-true classes (clean ``logits``).
 
-    Ranks 2 … n_targets + 1 are taken in order, as many per wave as ``max_pairs`` allows for the
-    images still robust (at least one: ``max_pairs=1`` is the sequential schedule). Returns
-    (x_adv, broken) per image; x_adv is the first broken pair's point (or ``x``).
+    Ranks 2 … n_targets + 1 are taken in the waves of ``rank_waves`` (``waves=(1,)`` is the
+    sequential schedule), each on the images still robust. A wave's pairs are attacked in calls of
+    at most ``max(len(x), ranks in the wave)`` pairs, whole images per call (memory stays that of a
+    batch of ``x``). ``rng``: one stream per image of ``x``; pair (i, rank r) gets
+    ``rng`` 's stream i derived by r. Returns (x_adv, broken) per image; x_adv is the point of the
+    image's lowest broken rank in the wave that broke it (or ``x``).
     """
-    seeds = torch.randint(0, 2**62, (len(x), n_targets), generator=generator, device=generator.device).cpu()
     x_adv = x.clone()
     broken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    rank, last = 2, n_targets + 1
-    while rank <= last:
+    for ranks in rank_waves(n_targets, waves):
         todo = (~broken).nonzero().flatten()
         if len(todo) == 0:
             break
-        ranks = range(rank, min(rank + max(max_pairs // len(todo), 1), last + 1))
-        rank = ranks[-1] + 1
-        owner = todo.repeat(len(ranks))
-        target = torch.cat([target_ranks(logits[todo], r) for r in ranks])
-        pair_seeds = torch.cat([seeds[todo.cpu(), r - 2] for r in ranks]).tolist()
-        xa, br = attack(owner, target, pair_seeds)
-        first = first_broken_pair(owner, br, len(x))
-        hit = first < len(owner)
-        x_adv[hit] = xa[first[hit]]
-        broken |= hit
+        per_call = max(len(x) // len(ranks), 1)
+        for start in range(0, len(todo), per_call):
+            images = todo[start:start + per_call]
+            owner = images.repeat(len(ranks))  # rank-major: the first broken pair is the lowest rank
+            rank_of = torch.tensor(list(ranks)).repeat_interleave(len(images))
+            target = torch.cat([target_ranks(logits[images], r) for r in ranks])
+            xa, br = attack(owner, target, rng.subset(owner).derive(rank_of))
+            first = first_broken_pair(owner, br, len(x))
+            hit = first < len(owner)
+            x_adv[hit] = xa[first[hit]]
+            broken |= hit
     return x_adv, broken

@@ -3,7 +3,9 @@
 A :class:`ThreatModel` says what the adversary may do (norm ball of radius ``eps`` intersected
 with the image box [0, 1]) and how much compute each attack gets. ``norm_ops(threat)`` resolves
 it to a :class:`NormOps`: the only place where a perturbation is sampled, stepped, projected or
-clipped (STYLE rule 4).
+clipped (STYLE rule 4). Random starts draw from per-image streams (``ImageStreams``: an image's start
+does not depend on its batch, design contract 6) or, for adversarial training, from a
+``torch.Generator`` per step.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from dataclasses import dataclass
 
 import torch
 
-from shiftlab.errors import UserError
+from shiftlab.core.errors import UserError
+from shiftlab.core.seeding import ImageStreams
+
+Randomness = ImageStreams | torch.Generator
+"""Where random starts come from: one stream per image (evaluation), or one generator for the batch
+(adversarial training, whose randomness is per step)."""
 
 
 class Norm(enum.Enum):
@@ -84,6 +91,27 @@ def _per_sample(v: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor | floa
     return v
 
 
+def _check_streams(x: torch.Tensor, rng: ImageStreams) -> None:
+    if len(rng) != len(x):
+        raise ValueError(f"{len(rng)} image streams for a batch of {len(x)} images")
+
+
+def _uniform(x: torch.Tensor, rng: Randomness, purpose: object) -> torch.Tensor:
+    """U[0, 1) noise shaped like ``x``: per image from its stream, or from the batch's generator."""
+    if isinstance(rng, ImageStreams):
+        _check_streams(x, rng)
+        return rng.rand(purpose, tuple(x.shape[1:]), device=x.device, dtype=x.dtype)
+    return torch.rand(x.shape, generator=rng, device=x.device, dtype=x.dtype)
+
+
+def _normal(x: torch.Tensor, rng: Randomness, purpose: object) -> torch.Tensor:
+    """N(0, 1) noise shaped like ``x``: per image from its stream, or from the batch's generator."""
+    if isinstance(rng, ImageStreams):
+        _check_streams(x, rng)
+        return rng.randn(purpose, tuple(x.shape[1:]), device=x.device, dtype=x.dtype)
+    return torch.randn(x.shape, generator=rng, device=x.device, dtype=x.dtype)
+
+
 class NormOps:
     """Geometry of one norm: random start, steepest-ascent step, projection onto ball ∩ [0, 1].
 
@@ -99,30 +127,26 @@ class NormOps:
         """Per-sample norm of a perturbation, shape (N,)."""
         raise NotImplementedError
 
-    def sample_noise(self, shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-        """The noise a random start is made of (uniform for Linf, Gaussian for L2)."""
+    def sample_noise(self, x: torch.Tensor, rng: Randomness, purpose: object = "start") -> torch.Tensor:
+        """The noise a random start around ``x`` is made of (uniform for Linf, Gaussian for L2)."""
         raise NotImplementedError
 
     def start_from_noise(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The random start built from ``sample_noise`` output."""
         raise NotImplementedError
 
-    def random_init(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """A random point of the threat set around ``x``."""
-        return self.start_from_noise(x, self.sample_noise(tuple(x.shape), generator, x))
+    def random_init(self, x: torch.Tensor, rng: Randomness, purpose: object = "start") -> torch.Tensor:
+        """A random point of the threat set around ``x``.
 
-    def random_init_seeded(self, x: torch.Tensor, seeds: list[int]) -> torch.Tensor:
-        """``random_init`` with one seed per point: a point's start does not depend on its batch."""
-        if not seeds:
-            return x.clone()
-        noise = torch.stack([self.sample_noise(tuple(x.shape[1:]), torch.Generator(x.device).manual_seed(s), x)
-                             for s in seeds])
-        return self.start_from_noise(x, noise)
+        ``rng``: ``ImageStreams`` with one stream per image of ``x`` (image i's start depends only on
+        its stream and ``purpose``, e.g. ``("restart", 2)``), or a ``torch.Generator`` drawing for the
+        whole batch (``purpose`` is then unused).
+        """
+        return self.start_from_noise(x, self.sample_noise(x, rng, purpose))
 
-    def gaussian_init(self, x: torch.Tensor, generator: torch.Generator, sigma: float) -> torch.Tensor:
+    def gaussian_init(self, x: torch.Tensor, rng: Randomness, sigma: float, purpose: object = "start") -> torch.Tensor:
         """``x + sigma·N(0, I)`` projected onto the threat set (TRADES' start uses sigma = 0.001)."""
-        g = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return self.project(x + sigma * g, x)
+        return self.project(x + sigma * _normal(x, rng, purpose), x)
 
     def step(self, x_adv: torch.Tensor, grad: torch.Tensor, step_size: torch.Tensor | float) -> torch.Tensor:
         """Steepest ascent step of length ``step_size`` (per-sample tensor or float) along ``grad``."""
@@ -192,8 +216,8 @@ class LinfOps(NormOps):
     def norm_of(self, delta: torch.Tensor) -> torch.Tensor:
         return delta.flatten(1).abs().amax(1)
 
-    def sample_noise(self, shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-        return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+    def sample_noise(self, x: torch.Tensor, rng: Randomness, purpose: object = "start") -> torch.Tensor:
+        return _uniform(x, rng, purpose)
 
     def start_from_noise(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.project(x + self.eps * (2 * noise - 1), x)
@@ -219,8 +243,8 @@ class L2Ops(NormOps):
     def _unit(self, v: torch.Tensor) -> torch.Tensor:
         return v / (v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1))) + 1e-12)
 
-    def sample_noise(self, shape: tuple[int, ...], generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+    def sample_noise(self, x: torch.Tensor, rng: Randomness, purpose: object = "start") -> torch.Tensor:
+        return _normal(x, rng, purpose)
 
     def start_from_noise(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.project(x + self.eps * self._unit(noise), x)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from shiftlab.core.errors import UserError
 from shiftlab.data import (  # noqa: F401  (registration)
     cifar,
     corrupted_files,
@@ -23,7 +24,6 @@ from shiftlab.data.base import (
     iterate_batches,
     num_batches,
 )
-from shiftlab.errors import UserError
 
 SPLITS = ("train", "val", "test")
 
@@ -57,7 +57,7 @@ def load_dataset(
     )
     ds = builder(request)
     if limit is not None and limit < len(ds):
-        ds = ds.subset(torch.arange(limit))
+        ds = ds.subset(torch.arange(limit), f"the first {limit} images")
     return ds
 
 

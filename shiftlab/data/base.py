@@ -5,13 +5,14 @@ Normalisation never happens here; it lives inside the model (``models.Normalized
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from shiftlab.registry import Registry
+from shiftlab.core.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +45,27 @@ class ImageDataset:
         """Images (float32 in [0, 1], N×C×H×W) and labels (int64) at ``indices``."""
         raise NotImplementedError
 
-    def subset(self, indices: torch.Tensor) -> ImageDataset:
-        """A view of this dataset restricted to ``indices`` (kept in the given order)."""
-        return SubsetImageDataset(self, indices)
+    def subset(self, indices: torch.Tensor, note: str = "") -> ImageDataset:
+        """A view of this dataset restricted to ``indices`` (kept in the given order); ``note`` says
+        which part it is (shown in cards)."""
+        return SubsetImageDataset(self, indices, note)
+
+    def describe(self) -> str:
+        """Which images these are, in words (model and robustness cards show it)."""
+        return f"{self.info.name}: {len(self)} images"
+
+    def signature(self) -> str | None:
+        """A cheap identity of where the images come from (files with their sizes and modification
+        times, and how they are read), under which the content fingerprint is cached; None when the
+        data is cheap to hash every time (generated sets)."""
+        return None
 
 
 class TensorImageDataset(ImageDataset):
     """Images held in memory as uint8 N×C×H×W (4× smaller than float)."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo,
+                 signature: str | None = None) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError("images must be a uint8 N×C×H×W tensor")
         if labels.shape != (images.shape[0],):
@@ -60,6 +73,13 @@ class TensorImageDataset(ImageDataset):
         self.images = images
         self._labels = labels.long()
         self.info = info
+        self._signature = signature
+
+    def signature(self) -> str | None:
+        return self._signature
+
+    def describe(self) -> str:
+        return f"{self.info.name}: {len(self)} images"
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -75,10 +95,15 @@ class TensorImageDataset(ImageDataset):
 class SubsetImageDataset(ImageDataset):
     """A dataset restricted to some indices of another."""
 
-    def __init__(self, base: ImageDataset, indices: torch.Tensor) -> None:
+    def __init__(self, base: ImageDataset, indices: torch.Tensor, note: str = "") -> None:
         self.base = base
         self.indices = indices.long()
         self.info = base.info
+        self.note = note
+
+    def describe(self) -> str:
+        part = self.note or f"{len(self)} selected images"
+        return f"{part} of {self.base.describe()}"
 
     def __len__(self) -> int:
         return int(self.indices.numel())
@@ -89,6 +114,13 @@ class SubsetImageDataset(ImageDataset):
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.base.get_batch(self.indices[indices])
+
+    def signature(self) -> str | None:
+        base = self.base.signature()
+        if base is None:
+            return None
+        digest = hashlib.sha256(self.indices.numpy().astype("<i8").tobytes()).hexdigest()[:16]
+        return f"{base}|subset:{len(self.indices)}:{digest}"
 
 
 def iterate_batches(
@@ -149,7 +181,7 @@ class DatasetMeta:
 
 
 DatasetBuilder = Callable[[DatasetRequest], ImageDataset]
-DATASETS: Registry[DatasetBuilder] = Registry("dataset")
+DATASETS: Registry[DatasetBuilder, DatasetMeta] = Registry("dataset")
 
 
 def train_val_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,4 +198,15 @@ def split_train_val(
 ) -> ImageDataset:
     """The "train" or "val" part of a training set for ``request.split``."""
     tr, va = train_val_indices(len(train), request.val_fraction, request.seed)
-    return train.subset(tr if request.split == "train" else va)
+    chosen = tr if request.split == "train" else va
+    share = 1 - request.val_fraction if request.split == "train" else request.val_fraction
+    return train.subset(chosen, f"{request.split} split ({share:.0%}, seed {request.seed}): {len(chosen)} images")
+
+
+def file_signature(paths: Iterable[Path], how: str = "") -> str:
+    """Where data comes from: each file's resolved path, size and modification time, plus how it is read."""
+    parts = [how]
+    for path in paths:
+        st = path.stat()
+        parts.append(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

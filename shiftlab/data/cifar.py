@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shiftlab.core.errors import DatasetNotFoundError
 from shiftlab.data.base import (
     DATASETS,
     DatasetInfo,
@@ -19,10 +20,10 @@ from shiftlab.data.base import (
     DatasetRequest,
     ImageDataset,
     TensorImageDataset,
+    file_signature,
     split_train_val,
 )
 from shiftlab.data.safe_pickle import safe_load
-from shiftlab.errors import DatasetNotFoundError
 
 DEFAULT_ROOT = Path("~/.cache/shiftlab/data").expanduser()
 LAYOUT = {
@@ -61,10 +62,15 @@ def load_cifar(name: str, root: Path, train: bool, download: bool = False) -> Te
     if download and not base.is_dir():
         from torchvision.datasets.utils import download_and_extract_archive
 
-        download_and_extract_archive(url, str(root), md5=md5)
+        try:  # torchvision's downloader verifies the archive's MD5 before extracting it
+            download_and_extract_archive(url, str(root), md5=md5)
+        except (OSError, RuntimeError) as exc:
+            raise DatasetNotFoundError(f"downloading {name} from {url} failed: {exc}") from None
     if not base.is_dir():
         raise DatasetNotFoundError(f"{name} not found: {base} does not exist; {hint}")
-    images, labels = [], []
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    files = [base / f for f in (train_files if train else test_files)]
     for fname in train_files if train else test_files:
         batch = _read(base / fname, hint)
         try:
@@ -80,7 +86,7 @@ def load_cifar(name: str, root: Path, train: bool, download: bool = False) -> Te
     if len(y) != len(x):
         raise DatasetNotFoundError(f"{base}: {len(x)} images but {len(y)} labels; {hint}")
     info = DatasetInfo(name, len(classes), classes, 3, (32, 32), mean, std)
-    return TensorImageDataset(x, y, info)
+    return TensorImageDataset(x, y, info, file_signature([*files, base / meta_file], f"{name} python batches"))
 
 
 def _load(name: str, request: DatasetRequest) -> ImageDataset:

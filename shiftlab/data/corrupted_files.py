@@ -3,7 +3,8 @@
 Layout of a directory DIR:
 - ``<corruption>.npy``: uint8 array (S·N)×H×W×C, the N test images under severity 1, then 2, … (S blocks);
 - ``labels.npy``: the N labels repeated S times (CIFAR-10-C stores 50,000 = 5 × 10,000);
-- ``corrupt.json`` (written by ``shiftlab corrupt``, optional): severities, table, seed, source dataset info.
+- ``corrupt.json`` (written by ``shiftlab corrupt``, ``shiftlab/evaluation/export.py``; optional): severities, table, seed, quantisation, source
+  dataset info.
 The dataset ``corrupted-files`` reads it: ``load_dataset("corrupted-files", "test", root=DIR,
 extra={"corruption": "fog", "severity": "3"})`` (CLI: ``--data-root DIR``). Without ``corrupt.json``
 (e.g. the published CIFAR-10-C), the severities are taken as 1..5.
@@ -12,12 +13,13 @@ extra={"corruption": "fog", "severity": "3"})`` (CLI: ``--data-root DIR``). With
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
+from shiftlab.core.errors import DatasetNotFoundError, UserError
 from shiftlab.data.base import (
     DATASETS,
     DatasetInfo,
@@ -25,9 +27,8 @@ from shiftlab.data.base import (
     DatasetRequest,
     ImageDataset,
     TensorImageDataset,
-    iterate_batches,
+    file_signature,
 )
-from shiftlab.errors import DatasetNotFoundError, UserError
 
 META_FILE = "corrupt.json"
 
@@ -56,7 +57,10 @@ def corrupted_files(request: DatasetRequest) -> ImageDataset:
     if name not in available:
         raise DatasetNotFoundError(f"no {name}.npy in {root}; available: {', '.join(available) or 'none'}")
     meta = _meta(root)
-    severities = [int(s) for s in meta.get("severities", [1, 2, 3, 4, 5])]  # type: ignore[union-attr]
+    stored = meta.get("severities", [1, 2, 3, 4, 5])
+    if not isinstance(stored, list):
+        raise DatasetNotFoundError(f"{root / META_FILE}: severities must be a list, got {stored!r}")
+    severities = [int(s) for s in stored]
     try:
         severity = int(extra.get("severity", "1"))
     except ValueError:
@@ -87,45 +91,43 @@ def corrupted_files(request: DatasetRequest) -> ImageDataset:
         mean=tuple(src.get("mean", [0.5] * images.shape[1])),
         std=tuple(src.get("std", [0.25] * images.shape[1])),
     )
-    return TensorImageDataset(images, y, info)
+    signature = file_signature([root / f"{name}.npy", labels_path], f"corrupted-files {name} severity {severity}")
+    return TensorImageDataset(images, y, info, signature)
 
 
-def export_corrupted(dataset: ImageDataset, out: Path, corruptions: Sequence[str], severities: Sequence[int],
-                     seed: int, table: str | None, batch_size: int = 256, source: str = "") -> list[Path]:
-    """Write ``dataset`` corrupted by each corruption at each severity in the CIFAR-10-C layout.
+Quantize = Literal["truncate", "round"]
+QUANTIZE: tuple[str, ...] = ("truncate", "round")
+TRUNCATE_GUARD = 1e-3
+"""Grey levels added before truncating: float32 arithmetic lands an exact level k (an unchanged pixel, a
+decoded JPEG) at k − a few 1e-5, which plain truncation would store as k − 1 (the reference computes in
+float64 on the 0..255 scale, where those stay k)."""
 
-    Batch b of (corruption, severity) uses the generator derived from (seed, "corrupt", name, severity, b).
-    """
-    from shiftlab.seeding import make_generator
-    from shiftlab.shifts import SHIFTS, resolve_table
 
-    out.mkdir(parents=True, exist_ok=True)
-    h, w = dataset.info.image_size
-    tname = resolve_table(table, h, w)
-    n = len(dataset)
-    written = []
-    for name in corruptions:
-        fn = SHIFTS.get(name)
-        path = out / f"{name}.npy"
-        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
-                                        shape=(len(severities) * n, h, w, dataset.info.channels))
-        for k, severity in enumerate(severities):
-            start = k * n
-            for b, (x, _) in enumerate(iterate_batches(dataset, batch_size)):
-                y = fn(x, severity, make_generator(seed, "corrupt", name, severity, b), tname)
-                u8 = torch.round(y * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-                arr[start:start + len(u8)] = u8
-                start += len(u8)
-        arr.flush()
-        del arr
-        written.append(path)
-    np.save(out / "labels.npy", np.tile(dataset.labels.numpy().astype(np.int64), len(severities)))
-    info = dataset.info
-    (out / META_FILE).write_text(json.dumps({
-        "source": source, "n": n, "severities": list(severities), "table": tname, "seed": seed,
-        "corruptions": list(corruptions),
-        "info": {"num_classes": info.num_classes, "class_names": list(info.class_names),
-                 "mean": list(info.mean), "std": list(info.std)},
-        "paper": "Hendrycks & Dietterich 2019, arXiv:1903.12261",
-    }, indent=2))
-    return written
+def check_quantize(quantize: str) -> Quantize:
+    if quantize not in QUANTIZE:
+        raise UserError(f"unknown quantisation {quantize!r}; use truncate (the reference datasets') or round")
+    return quantize  # type: ignore[return-value]
+
+
+def write_grey_levels(x: torch.Tensor, out: torch.Tensor, quantize: Quantize = "truncate") -> None:
+    """Store N×C×H×W [0, 1] floats as grey levels into N×H×W×C uint8 ``out`` (channels last, as files hold
+    images). ``truncate``: ⌊255·x⌋, what ``np.uint8(...)`` does to the reference generators' float output
+    (CIFAR-10-C, Tiny-ImageNet-C, ImageNet-C; Hendrycks & Dietterich 2019); ``round``: the nearest level
+    (half to even), which makes files half a level brighter on average. ``x`` is consumed (scaled in place)."""
+    scaled = x.mul_(255)
+    if quantize == "truncate":
+        scaled.add_(TRUNCATE_GUARD)
+    else:
+        scaled.round_()
+    # numpy's float -> uint8 cast (truncation) and channel interleave are vectorised; torch's strided
+    # NCHW -> NHWC conversion costs about four times as much
+    levels = scaled.detach().cpu().numpy().astype(np.uint8)
+    np.stack(list(levels.transpose(1, 0, 2, 3)), axis=-1, out=out.numpy())
+
+
+def grey_levels(x: torch.Tensor, quantize: Quantize = "truncate") -> torch.Tensor:
+    """N×C×H×W [0, 1] floats -> N×H×W×C uint8 grey levels (``write_grey_levels`` into a new tensor)."""
+    n, c, h, w = x.shape
+    out = torch.empty(n, h, w, c, dtype=torch.uint8)
+    write_grey_levels(x.detach().cpu().clone(), out, quantize)
+    return out

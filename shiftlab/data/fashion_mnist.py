@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shiftlab.core.errors import DatasetNotFoundError
 from shiftlab.data.base import (
     DATASETS,
     DatasetInfo,
@@ -19,16 +20,24 @@ from shiftlab.data.base import (
     DatasetRequest,
     ImageDataset,
     TensorImageDataset,
+    file_signature,
     split_train_val,
 )
-from shiftlab.errors import DatasetNotFoundError
+from shiftlab.data.download import CACHE, fetch_files
 
 DEFAULT_ROOT = Path("/usr/share/datasets/fashion-mnist")
+MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+FILES = (  # the archives' published MD5 checksums
+    ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+    ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+    ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+    ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+)
 CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
-INSTALL_HINT = "install it with 'apt-get install dataset-fashion-mnist' or pass --data-root DIR"
+INSTALL_HINT = "install it with 'apt-get install dataset-fashion-mnist', pass --data-root DIR, or add --download"
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -61,8 +70,9 @@ def load_fashion_mnist_split(root: Path, train: bool) -> TensorImageDataset:
     if not root.is_dir():
         raise DatasetNotFoundError(f"Fashion-MNIST directory {root} does not exist; {INSTALL_HINT}")
     prefix = "train" if train else "t10k"
-    images = read_idx(_find(root, f"{prefix}-images-idx3-ubyte"))
-    labels = read_idx(_find(root, f"{prefix}-labels-idx1-ubyte"))
+    image_file, label_file = _find(root, f"{prefix}-images-idx3-ubyte"), _find(root, f"{prefix}-labels-idx1-ubyte")
+    images = read_idx(image_file)
+    labels = read_idx(label_file)
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise DatasetNotFoundError(f"Fashion-MNIST files in {root} have mismatched shapes; {INSTALL_HINT}")
     info = DatasetInfo(
@@ -76,7 +86,7 @@ def load_fashion_mnist_split(root: Path, train: bool) -> TensorImageDataset:
     )
     x = torch.from_numpy(images.copy()).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
-    return TensorImageDataset(x, y, info)
+    return TensorImageDataset(x, y, info, file_signature([image_file, label_file], "fashion-mnist idx"))
 
 
 @DATASETS.register(
@@ -88,8 +98,12 @@ def load_fashion_mnist_split(root: Path, train: bool) -> TensorImageDataset:
     ),
 )
 def fashion_mnist(request: DatasetRequest) -> ImageDataset:
-    """Fashion-MNIST train/val/test from IDX files."""
+    """Fashion-MNIST train/val/test from IDX files (downloaded and verified with ``--download``)."""
     root = request.root or DEFAULT_ROOT
+    if request.download and not (root / FILES[2][0]).exists() and not (root / FILES[2][0][:-3]).exists():
+        if request.root is None:
+            root = (CACHE / "fashion-mnist").expanduser()
+        fetch_files(MIRROR, FILES, root)
     if request.split == "test":
         return load_fashion_mnist_split(root, train=False)
     return split_train_val(load_fashion_mnist_split(root, train=True), request)

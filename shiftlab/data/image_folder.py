@@ -11,15 +11,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shiftlab.core.errors import DatasetNotFoundError, UserError
 from shiftlab.data.base import (
     DATASETS,
     DatasetInfo,
     DatasetMeta,
     DatasetRequest,
     ImageDataset,
+    file_signature,
     split_train_val,
+    train_val_indices,
 )
-from shiftlab.errors import DatasetNotFoundError, UserError
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,6 +46,7 @@ class ImageFolderDataset(ImageDataset):
                     labels.append(idx)
         if not files:
             raise DatasetNotFoundError(f"image folder {root} has class folders but no images ({', '.join(sorted(EXTENSIONS))})")
+        self.root = root
         self.files = files
         self._labels = torch.tensor(labels, dtype=torch.long)
         self.image_size = image_size
@@ -57,6 +60,14 @@ class ImageFolderDataset(ImageDataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def describe(self) -> str:
+        return f"image folder {self.root}: {len(self.files)} images"
+
+    def signature(self) -> str | None:
+        how = f"image-folder size {self.image_size} resize {self.resize_to} channels {self.channels} labels " + \
+              ",".join(str(v) for v in self._labels.tolist())
+        return file_signature(self.files, how)
+
     @property
     def labels(self) -> torch.Tensor:
         return self._labels
@@ -65,11 +76,11 @@ class ImageFolderDataset(ImageDataset):
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(path) as img:
-                img = img.convert("RGB" if self.channels == 3 else "L")
+            with Image.open(path) as opened:
+                img = opened.convert("RGB" if self.channels == 3 else "L")
                 w, h = img.size
                 scale = self.resize_to / min(w, h)
-                img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+                img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
                 w, h = img.size
                 left, top = (w - self.image_size) // 2, (h - self.image_size) // 2
                 img = img.crop((left, top, left + self.image_size, top + self.image_size))
@@ -89,12 +100,25 @@ def _option(request: DatasetRequest, key: str, default: str) -> str:
     return dict(request.extra).get(key, default)
 
 
+TEST_FRACTION = 0.2
+TEST_SEED = 0
+
+
+def held_out_test(pool: ImageFolderDataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rest, test) indices: a seeded hold-out of ``TEST_FRACTION`` of the images, the same every time
+    (the seed is fixed, the file list sorted), so train, val and test never overlap."""
+    return train_val_indices(len(pool), TEST_FRACTION, TEST_SEED)
+
+
 @DATASETS.register(
     "image-folder",
-    meta=DatasetMeta("any root/<class>/<image> tree (ImageNet layout); --data-root required, --image-size (default 224)"),
+    meta=DatasetMeta("any root/<class>/<image> tree (ImageNet layout); --data-root required, --image-size (default 224); "
+                     "without root/test, a fixed seeded 20 % hold-out is the test split"),
 )
 def image_folder(request: DatasetRequest) -> ImageDataset:
-    """An image-folder tree; uses root/<split> when that folder exists, else a seeded split of root."""
+    """An image-folder tree: ``root/<split>`` when that folder exists; otherwise the images of
+    ``root/train`` (or of ``root``) are split once, without overlap: a fixed seeded 20 % hold-out is the
+    test split and train/val divide the rest."""
     if request.root is None:
         raise UserError("dataset 'image-folder' needs --data-root DIR (a root/<class>/<image> tree)")
     size = request.image_size or 224
@@ -102,8 +126,12 @@ def image_folder(request: DatasetRequest) -> ImageDataset:
     split_dir = request.root / request.split
     if split_dir.is_dir():
         return ImageFolderDataset(split_dir, size, channels)
-    if request.split == "val" and (request.root / "train").is_dir():
-        return split_train_val(ImageFolderDataset(request.root / "train", size, channels), request)
+    train_dir = request.root / "train"
+    pool = ImageFolderDataset(train_dir if train_dir.is_dir() else request.root, size, channels)
+    if (request.root / "test").is_dir():
+        return split_train_val(pool, request)
+    rest, test = held_out_test(pool)
     if request.split == "test":
-        return ImageFolderDataset(request.root, size, channels)
-    return split_train_val(ImageFolderDataset(request.root, size, channels), request)
+        return pool.subset(test, f"test split (fixed {TEST_FRACTION:.0%} hold-out, seed {TEST_SEED}): {len(test)} images")
+    remaining = pool.subset(rest, f"{len(rest)} images outside the {TEST_FRACTION:.0%} test hold-out")
+    return split_train_val(remaining, request)

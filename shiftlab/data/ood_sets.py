@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from shiftlab.core.errors import UserError
+from shiftlab.core.seeding import make_generator
 from shiftlab.data.base import DATASETS, DatasetInfo, DatasetMeta, DatasetRequest, ImageDataset
-from shiftlab.errors import UserError
-from shiftlab.seeding import make_generator
 
 CHUNK = 256
 DEFAULT_SIZE = 10_000

@@ -9,30 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch
 
-from shiftlab.registry import Registry
+from shiftlab.core.registry import Registry
 
 Reduction = Literal["sum", "max", "cat"]
 
 
 @dataclass(frozen=True, slots=True)
 class MetricMeta:
-    """Registry metadata: direction and bounds drive arrows and axes in the report."""
+    """Registry metadata of a metric; its unit, direction and bounds are the :mod:`shiftlab.core.quantities`
+    entry of the same name (one source of truth, read by the report for arrows and colour scales)."""
 
     description: str
-    higher_is_better: bool
-    bounds: tuple[float | None, float | None] = (None, None)
     paper: str = ""
 
 
 class Metric:
     """Base accumulator. Subclasses call ``add_state`` in ``__init__`` and implement update/compute."""
-
-    higher_is_better: ClassVar[bool] = True
-    bounds: ClassVar[tuple[float | None, float | None]] = (None, None)
 
     def __init__(self) -> None:
         self._defaults: dict[str, tuple[Reduction, Callable[[], torch.Tensor]]] = {}
@@ -85,4 +81,4 @@ class Metric:
 
 
 MetricFactory = Callable[..., Metric]
-METRICS: Registry[MetricFactory] = Registry("metric")
+METRICS: Registry[MetricFactory, MetricMeta] = Registry("metric")

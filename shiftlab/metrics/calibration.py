@@ -168,10 +168,12 @@ def classwise_calibration_error(probs: torch.Tensor, targets: torch.Tensor, n_bi
 
 
 class _TopLabelBinned(Metric):
+    count: torch.Tensor
+    conf_sum: torch.Tensor
+    correct_sum: torch.Tensor
+
     """Shared O(bins) state of ECE and MCE: count, confidence sum and correct sum per bin."""
 
-    higher_is_better = False
-    bounds = (0.0, 1.0)
 
     def __init__(self, n_bins: int = DEFAULT_BINS) -> None:
         super().__init__()
@@ -193,7 +195,7 @@ class _TopLabelBinned(Metric):
         return reliability_from_bins(self.count, self.conf_sum, self.correct_sum)
 
 
-@METRICS.register("ece", meta=MetricMeta("expected calibration error, 15 equal-width bins", False, (0.0, 1.0), "Guo et al. 2017"))
+@METRICS.register("ece", meta=MetricMeta("expected calibration error, 15 equal-width bins", "Guo et al. 2017"))
 class ECE(_TopLabelBinned):
     """Streaming ECE: O(bins) state (count, confidence sum, correct sum per bin)."""
 
@@ -201,7 +203,7 @@ class ECE(_TopLabelBinned):
         return ece_from_bins(self.count, self.conf_sum, self.correct_sum)
 
 
-@METRICS.register("mce", meta=MetricMeta("maximum calibration error, 15 equal-width bins", False, (0.0, 1.0), "Naeini et al. 2015"))
+@METRICS.register("mce", meta=MetricMeta("maximum calibration error, 15 equal-width bins", "Naeini et al. 2015"))
 class MCE(_TopLabelBinned):
     """Streaming MCE: the same O(bins) state as ECE, reduced by max over non-empty bins."""
 
@@ -211,13 +213,14 @@ class MCE(_TopLabelBinned):
 
 @METRICS.register(
     "ece_adaptive",
-    meta=MetricMeta("ECE with 15 equal-mass bins", False, (0.0, 1.0), "Nixon et al. 2019, arXiv:1904.01685"),
+    meta=MetricMeta("ECE with 15 equal-mass bins", "Nixon et al. 2019, arXiv:1904.01685"),
 )
 class AdaptiveECE(Metric):
+    confidences: list[torch.Tensor]
+    corrects: list[torch.Tensor]
+
     """Equal-mass-bin ECE; keeps every (confidence, correct) pair because bin edges are data-dependent."""
 
-    higher_is_better = False
-    bounds = (0.0, 1.0)
 
     def __init__(self, n_bins: int = DEFAULT_BINS) -> None:
         super().__init__()
@@ -238,13 +241,15 @@ class AdaptiveECE(Metric):
 
 @METRICS.register(
     "classwise_ece",
-    meta=MetricMeta("class-wise ECE, 15 equal-width bins", False, (0.0, 1.0), "Kull et al. 2019, arXiv:1910.12656"),
+    meta=MetricMeta("class-wise ECE, 15 equal-width bins", "Kull et al. 2019, arXiv:1910.12656"),
 )
 class ClasswiseECE(Metric):
+    count: torch.Tensor
+    prob_sum: torch.Tensor
+    label_sum: torch.Tensor
+
     """Streaming class-wise ECE: K×bins state (count, probability sum, label sum); K set on first update."""
 
-    higher_is_better = False
-    bounds = (0.0, 1.0)
 
     def __init__(self, n_bins: int = DEFAULT_BINS) -> None:
         super().__init__()

@@ -22,12 +22,13 @@ def brier_score(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (probs - onehot).pow(2).sum(1)
 
 
-@METRICS.register("accuracy", meta=MetricMeta("top-1 accuracy", True, (0.0, 1.0)))
+@METRICS.register("accuracy", meta=MetricMeta("top-1 accuracy"))
 class Accuracy(Metric):
+    correct: torch.Tensor
+    total: torch.Tensor
+
     """Top-1 accuracy; keeps two counts."""
 
-    higher_is_better = True
-    bounds = (0.0, 1.0)
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,12 +44,13 @@ class Accuracy(Metric):
         return float(self.correct / self.total) if self.total > 0 else float("nan")
 
 
-@METRICS.register("nll", meta=MetricMeta("negative log-likelihood (nats)", False, (0.0, None)))
+@METRICS.register("nll", meta=MetricMeta("negative log-likelihood (nats)"))
 class NegativeLogLikelihood(Metric):
+    total_nll: torch.Tensor
+    total: torch.Tensor
+
     """Mean cross-entropy of the softmax; keeps a sum and a count."""
 
-    higher_is_better = False
-    bounds = (0.0, None)
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,12 +67,13 @@ class NegativeLogLikelihood(Metric):
         return float(self.total_nll / self.total) if self.total > 0 else float("nan")
 
 
-@METRICS.register("brier", meta=MetricMeta("multi-class Brier score", False, (0.0, 2.0), "Brier 1950"))
+@METRICS.register("brier", meta=MetricMeta("multi-class Brier score", "Brier 1950"))
 class BrierScore(Metric):
+    total_brier: torch.Tensor
+    total: torch.Tensor
+
     """Mean multi-class Brier score; keeps a sum and a count."""
 
-    higher_is_better = False
-    bounds = (0.0, 2.0)
 
     def __init__(self) -> None:
         super().__init__()

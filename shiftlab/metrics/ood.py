@@ -110,10 +110,11 @@ def downsample_curve(fpr: torch.Tensor, tpr: torch.Tensor, max_points: int = 200
 
 
 class _OODRanking(Metric):
+    scores: list[torch.Tensor]
+    is_in: list[torch.Tensor]
+
     """Keeps scores and in/out flags; ``update(scores, is_in)`` with ``is_in`` a bool tensor."""
 
-    higher_is_better = True
-    bounds = (0.0, 1.0)
 
     def __init__(self) -> None:
         super().__init__()
@@ -139,7 +140,7 @@ class _OODRanking(Metric):
         return downsample_curve(fpr, tpr, max_points)
 
 
-@METRICS.register("auroc", meta=MetricMeta("OOD AUROC (ID positive)", True, (0.0, 1.0), "Hendrycks & Gimpel 2017"))
+@METRICS.register("auroc", meta=MetricMeta("OOD AUROC (ID positive)", "Hendrycks & Gimpel 2017"))
 class AUROC(_OODRanking):
     """Streaming OOD AUROC."""
 
@@ -147,7 +148,7 @@ class AUROC(_OODRanking):
         return ood_auroc(*self.split_scores())
 
 
-@METRICS.register("aupr_in", meta=MetricMeta("OOD AUPR with ID as positives", True, (0.0, 1.0), "Hendrycks & Gimpel 2017"))
+@METRICS.register("aupr_in", meta=MetricMeta("OOD AUPR with ID as positives", "Hendrycks & Gimpel 2017"))
 class AUPRIn(_OODRanking):
     """Streaming AUPR-in."""
 
@@ -155,7 +156,7 @@ class AUPRIn(_OODRanking):
         return ood_aupr_in(*self.split_scores())
 
 
-@METRICS.register("aupr_out", meta=MetricMeta("OOD AUPR with OOD as positives", True, (0.0, 1.0), "Hendrycks & Gimpel 2017"))
+@METRICS.register("aupr_out", meta=MetricMeta("OOD AUPR with OOD as positives", "Hendrycks & Gimpel 2017"))
 class AUPROut(_OODRanking):
     """Streaming AUPR-out."""
 
@@ -163,11 +164,10 @@ class AUPROut(_OODRanking):
         return ood_aupr_out(*self.split_scores())
 
 
-@METRICS.register("fpr95", meta=MetricMeta("OOD false-positive rate at 95 % ID recall", False, (0.0, 1.0), "Liang et al. 2018"))
+@METRICS.register("fpr95", meta=MetricMeta("OOD false-positive rate at 95 % ID recall", "Liang et al. 2018"))
 class FPR95(_OODRanking):
     """Streaming FPR at 95 % TPR (lower is better)."""
 
-    higher_is_better = False
 
     def _compute(self) -> float:
         return fpr_at_tpr(*self.split_scores(), 0.95)

@@ -1,8 +1,18 @@
 """Architectures, the Normalized wrapper, safe checkpoint IO and fingerprints."""
 
-from shiftlab.models import external, resnets, small_cnn  # noqa: F401  (registration)
+from shiftlab.models import blurpool, external, mixer, resnets, small_cnn, vit  # noqa: F401  (registration)
 from shiftlab.models.base import MODELS, ModelConfig, Normalized, build_model
-from shiftlab.models.checkpoint import ModelCard, fingerprint, load_model, read_card, save_checkpoint
+from shiftlab.models.checkpoint import (
+    ModelCard,
+    checkpoint_fingerprint,
+    fingerprint,
+    load_model,
+    locate,
+    read_card,
+    save_checkpoint,
+    zoo_dir,
+)
+from shiftlab.models.external import is_named, named_model
 
 
 def config_for(arch: str, info: "object", **options: object) -> ModelConfig:
@@ -24,6 +34,11 @@ __all__ = [
     "ModelConfig",
     "Normalized",
     "build_model",
+    "checkpoint_fingerprint",
+    "is_named",
+    "named_model",
+    "locate",
+    "zoo_dir",
     "config_for",
     "fingerprint",
     "load_model",

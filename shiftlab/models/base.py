@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shiftlab.registry import Registry
+from shiftlab.core.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ class ModelMeta:
 
 
 ModelBuilder = Callable[[ModelConfig], nn.Module]
-MODELS: Registry[ModelBuilder] = Registry("model")
+MODELS: Registry[ModelBuilder, ModelMeta] = Registry("model")
 
 
 class Normalized(nn.Module):
@@ -66,6 +66,9 @@ class Normalized(nn.Module):
     Keeping normalisation inside the model makes attacks and corruptions comparable
     across models (as RobustBench does).
     """
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()

@@ -8,21 +8,44 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from shiftlab import __version__
-from shiftlab.errors import CheckpointError
+from shiftlab.core.errors import CheckpointError
+from shiftlab.core.version import __version__
 from shiftlab.models.base import ModelConfig, Normalized, build_model
 
 CARD_FORMAT = "shiftlab-checkpoint/1"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "model.json"
+ZOO_PREFIX = "zoo:"
+
+
+def zoo_dir() -> Path:
+    """Where shiftlab's own checkpoints are: ``$SHIFTLAB_ZOO``, else the package data ``models/zoo``."""
+    env = os.environ.get("SHIFTLAB_ZOO")
+    if env:
+        return Path(env).expanduser()
+    return Path(str(resources.files("shiftlab.models").joinpath("zoo")))
+
+
+def locate(path: str | Path) -> Path:
+    """A checkpoint path: ``zoo:NAME`` is the zoo's entry NAME, anything else a path on disk."""
+    text = str(path)
+    if text.startswith(ZOO_PREFIX):
+        name = text[len(ZOO_PREFIX):]
+        if not name or "/" in name or name.startswith("."):
+            raise CheckpointError(f"write a zoo model as zoo:NAME (see `shiftlab zoo list`), got {text!r}")
+        return zoo_dir() / name
+    return Path(text).expanduser()
 
 
 @dataclass
@@ -100,9 +123,17 @@ def save_checkpoint(path: str | Path, model: nn.Module, card: ModelCard) -> Mode
     card.shiftlab_version = __version__
     tmp = weights.with_suffix(".tmp")
     save_file(state, str(tmp), metadata={"format": CARD_FORMAT, "fingerprint": card.fingerprint})
+    os.chmod(tmp, file_mode())  # the writer may create it private; weights and card share one mode
     tmp.replace(weights)
     write_card(card_path, card)
     return card
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the process's umask (0644 with the usual umask 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_card(path: str | Path, card: ModelCard) -> None:
@@ -124,7 +155,9 @@ def _read_state(weights: Path) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"cannot read safetensors file {weights}: {exc}") from None
     if weights.suffix in (".pt", ".pth", ".bin", ".ckpt"):
         try:
-            obj = torch.load(str(weights), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's own warnings about the pickle come before our error
+                warnings.simplefilter("ignore")
+                obj = torch.load(str(weights), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
             raise CheckpointError(
                 f"{weights} needs unpickling arbitrary Python objects, which shiftlab refuses for safety; "
@@ -141,8 +174,8 @@ def _read_state(weights: Path) -> dict[str, torch.Tensor]:
 
 
 def read_card(path: str | Path) -> ModelCard:
-    """The card of a checkpoint directory or weights file."""
-    weights, card_path = _paths(Path(path))
+    """The card of a checkpoint directory or weights file (or ``zoo:NAME``)."""
+    weights, card_path = _paths(locate(path))
     if not card_path.exists():
         raise CheckpointError(
             f"checkpoint card {card_path} is missing; shiftlab needs the JSON sidecar written by "
@@ -155,9 +188,17 @@ def read_card(path: str | Path) -> ModelCard:
         raise CheckpointError(f"checkpoint card {card_path} is malformed: {exc}") from None
 
 
+def state_dict_mismatch(message: str) -> str:
+    """The informative part of torch's load_state_dict error: which keys or shapes do not match."""
+    lines = [line.strip() for line in message.splitlines()[1:] if line.strip()]
+    useful = [line for line in lines if line.startswith(("size mismatch", "Missing key", "Unexpected key"))] or lines
+    text = " ".join(useful[:2]) or message.splitlines()[0]
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Normalized, ModelCard]:
-    """Load a checkpoint (directory or weights file + card) strictly, in eval mode."""
-    path = Path(path)
+    """Load a checkpoint (directory, weights file + card, or ``zoo:NAME``) strictly, in eval mode."""
+    path = locate(path)
     weights, _ = _paths(path)
     if not weights.exists():
         raise CheckpointError(f"checkpoint {weights} does not exist")
@@ -169,10 +210,16 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[No
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise CheckpointError(f"weights in {weights} do not match architecture {card.config.arch!r}: {first}") from None
+        raise CheckpointError(f"weights in {weights} do not match architecture {card.config.arch!r}: "
+                              f"{state_dict_mismatch(str(exc))}") from None
     fp = fingerprint(model, card.config)
     if card.fingerprint and card.fingerprint != fp:
         raise CheckpointError(f"{weights} does not match the fingerprint in its card (file changed or corrupted)")
     card.fingerprint = fp
     return model.to(device).eval(), card
+
+
+def checkpoint_fingerprint(path: str | Path) -> str:
+    """The fingerprint of a checkpoint: from its card, or computed from its weights when the card has none."""
+    card = read_card(path)
+    return card.fingerprint or load_model(path)[1].fingerprint

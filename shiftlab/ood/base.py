@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import nn
 
+from shiftlab.core.registry import Registry
 from shiftlab.data import ImageDataset, iterate_batches
-from shiftlab.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +29,8 @@ class DetectorMeta:
 
 
 class Detector:
-    """Base OOD detector: ``score(model, x)`` -> N scores (higher = more in-distribution)."""
-
-    needs_fit: ClassVar[bool] = False
+    """Base OOD detector: ``score(model, x)`` -> N scores (higher = more in-distribution). Whether it
+    needs fitting is its registry metadata (``DetectorMeta.needs_fit``)."""
 
     def fit(self, model: nn.Module, train_data: ImageDataset, *, batch_size: int = 256,
             device: torch.device | str = "cpu") -> Detector:
@@ -54,8 +52,35 @@ class LogitDetector(Detector):
             return self.score_logits(model(x).double())
 
 
+class FeatureDetector(Detector):
+    """A detector fitted on penultimate features of training images (Mahalanobis, KNN): ``fit``
+    computes them once; ``fit_features`` lets callers share one feature pass between detectors."""
+
+    layer: str | None = None
+
+    def fit(self, model: nn.Module, train_data: ImageDataset, *, batch_size: int = 256,
+            device: torch.device | str = "cpu") -> FeatureDetector:
+        return self.fit_features(*collect_features(model, train_data, batch_size, device, self.layer))
+
+    def fit_features(self, feats: torch.Tensor, labels: torch.Tensor) -> FeatureDetector:  # pragma: no cover
+        raise NotImplementedError
+
+
+def collect_features(model: nn.Module, data: ImageDataset, batch_size: int, device: torch.device | str,
+                     layer: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N×D float64 penultimate features on CPU, N labels) of ``data``."""
+    from shiftlab.ood.features import penultimate_features
+
+    feats, labels = [], []
+    with torch.no_grad():
+        for x, y in labelled_batches(data, batch_size, device):
+            feats.append(penultimate_features(model, x, layer).double().cpu())
+            labels.append(y.cpu())
+    return torch.cat(feats), torch.cat(labels)
+
+
 DetectorFactory = Callable[..., Detector]
-DETECTORS: Registry[DetectorFactory] = Registry("detector")
+DETECTORS: Registry[DetectorFactory, DetectorMeta] = Registry("detector")
 
 
 def fit_subset(data: ImageDataset, size: int, generator: torch.Generator) -> ImageDataset:

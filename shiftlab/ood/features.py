@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shiftlab.errors import UserError
+from shiftlab.core.errors import UserError
 
 
 def last_linear_name(model: nn.Module) -> str:

@@ -14,10 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shiftlab.data import ImageDataset
-from shiftlab.ood.base import DETECTORS, Detector, DetectorMeta
+from shiftlab.ood.base import DETECTORS, DetectorMeta, FeatureDetector
 from shiftlab.ood.features import penultimate_features
-from shiftlab.ood.mahalanobis import collect_features
 
 
 @DETECTORS.register(
@@ -25,7 +23,7 @@ from shiftlab.ood.mahalanobis import collect_features
     meta=DetectorMeta("k-th nearest-neighbour distance of normalised features", "Sun et al. 2022", "2204.06507", needs_fit=True),
 )
 @dataclass
-class KNN(Detector):
+class KNN(FeatureDetector):
     """k-NN distance on L2-normalised penultimate features.
 
     Args:
@@ -36,15 +34,10 @@ class KNN(Detector):
     k: int = 50
     layer: str | None = None
     bank: torch.Tensor | None = field(default=None, repr=False)
-    needs_fit = True
 
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError("KNN needs k >= 1")
-
-    def fit(self, model: nn.Module, train_data: ImageDataset, *, batch_size: int = 256,
-            device: torch.device | str = "cpu") -> KNN:
-        return self.fit_features(*collect_features(model, train_data, batch_size, device, self.layer))
 
     def fit_features(self, feats: torch.Tensor, labels: torch.Tensor) -> KNN:
         """Fit on training features already computed at ``self.layer`` (labels unused)."""

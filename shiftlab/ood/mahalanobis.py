@@ -17,20 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from shiftlab.data import ImageDataset
-from shiftlab.ood.base import DETECTORS, Detector, DetectorMeta, labelled_batches
+from shiftlab.ood.base import DETECTORS, DetectorMeta, FeatureDetector
 from shiftlab.ood.features import penultimate_features
-
-
-def collect_features(model: nn.Module, data: ImageDataset, batch_size: int, device: torch.device | str,
-                     layer: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N×D float64 penultimate features on CPU, N labels) of ``data``."""
-    feats, labels = [], []
-    with torch.no_grad():
-        for x, y in labelled_batches(data, batch_size, device):
-            feats.append(penultimate_features(model, x, layer).double().cpu())
-            labels.append(y.cpu())
-    return torch.cat(feats), torch.cat(labels)
 
 
 @DETECTORS.register(
@@ -38,7 +26,7 @@ def collect_features(model: nn.Module, data: ImageDataset, batch_size: int, devi
     meta=DetectorMeta("min Mahalanobis distance to class means, tied covariance", "Lee et al. 2018", "1807.03888", needs_fit=True),
 )
 @dataclass
-class Mahalanobis(Detector):
+class Mahalanobis(FeatureDetector):
     """Class-conditional Gaussian with tied covariance on penultimate features.
 
     Args:
@@ -48,11 +36,6 @@ class Mahalanobis(Detector):
     layer: str | None = None
     means: torch.Tensor | None = field(default=None, repr=False)
     precision: torch.Tensor | None = field(default=None, repr=False)
-    needs_fit = True
-
-    def fit(self, model: nn.Module, train_data: ImageDataset, *, batch_size: int = 256,
-            device: torch.device | str = "cpu") -> Mahalanobis:
-        return self.fit_features(*collect_features(model, train_data, batch_size, device, self.layer))
 
     def fit_features(self, feats: torch.Tensor, labels: torch.Tensor) -> Mahalanobis:
         """Fit class means and the shared covariance on training features computed at ``self.layer``."""

@@ -29,11 +29,12 @@ from typing import Any, Generic, Literal, TypeVar
 
 import torch
 
-from shiftlab.errors import UserError
-from shiftlab.registry import Registry
+from shiftlab.core.errors import UserError
+from shiftlab.core.identity import TABLES as TABLES  # re-exported by shiftlab.shifts
+from shiftlab.core.identity import check_table, table_for_size
+from shiftlab.core.registry import Registry
 
 TableName = Literal["cifar", "tiny", "imagenet"]
-TABLES: tuple[str, ...] = ("cifar", "tiny", "imagenet")
 Family = Literal["noise", "blur", "weather", "digital", "extra"]
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 LUMA = (0.299, 0.587, 0.114)
@@ -72,12 +73,7 @@ Applier = Callable[[torch.Tensor, Any], torch.Tensor]
 
 def resolve_table(table: str | None, height: int, width: int) -> str:
     """The parameter table for an image size, or the one asked for (validated)."""
-    if table is None:
-        side = max(height, width)
-        return "cifar" if side <= 32 else "tiny" if side <= 64 else "imagenet"
-    if table not in TABLES:
-        raise UserError(f"unknown corruption parameter table {table!r}; use one of {', '.join(TABLES)}")
-    return table
+    return table_for_size(height, width) if table is None else check_table(table)
 
 
 def check_severity(severity: int, name: str) -> int:
@@ -108,6 +104,7 @@ class Corruption(Generic[P]):
     chunked: bool = False  # images are corrupted independently: on CPU, apply runs on chunks of images
     in_range: bool = False  # the applier's output is already in [0, 1] (no final clip)
     gray_applier: Applier | None = None  # rgb_only: closed form of luma(applier(gray stacked to RGB))
+    uint8_applier: Applier | None = None  # output is grey levels anyway: N×H×W×C uint8 in and out (see apply_uint8)
 
     def _work_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         n, c, h, w = x.shape
@@ -133,7 +130,7 @@ class Corruption(Generic[P]):
         self._check(x)
         gray_in = self.rgb_only and x.shape[1] == 1
         direct = gray_in and self.gray_applier is not None  # one channel in, one out: no RGB round trip
-        applier = self.gray_applier if direct else self.applier
+        applier = self.gray_applier if direct and self.gray_applier is not None else self.applier
         round_trip = gray_in and not direct  # through the RGB-equivalent and back to luma
         work = x.expand(-1, 3, -1, -1) if round_trip else x
         step = max(1, CPU_CHUNK // max(work[0].numel(), 1))
@@ -165,6 +162,17 @@ class Corruption(Generic[P]):
                  table: str | None = None) -> torch.Tensor:
         return self.apply(x, self.sample_params(x, severity, generator, table))
 
+    def apply_uint8(self, levels: torch.Tensor, params: P) -> torch.Tensor | None:
+        """``apply`` on grey levels, for corruptions whose result is grey levels anyway (jpeg_compression):
+        N×H×W×C uint8 in (channels last, as files store images), the same out, equal to
+        ``apply(levels / 255)`` scaled back by 255 — without the float round trip. None for the others."""
+        if self.uint8_applier is None:
+            return None
+        if levels.dtype != torch.uint8 or levels.ndim != 4 or levels.shape[-1] not in (1, 3):
+            raise UserError(f"{self.name}.apply_uint8 expects N×H×W×C uint8 grey levels, got {levels.dtype} "
+                            f"{tuple(levels.shape)}")
+        return self.uint8_applier(levels, params)
+
 
 def slice_params(params: P, n: int, start: int, stop: int) -> P:
     """The params of images start..stop: every tensor field whose first dimension is the batch (n) is sliced.
@@ -174,21 +182,24 @@ def slice_params(params: P, n: int, start: int, stop: int) -> P:
     return dataclasses.replace(params, **sliced) if sliced else params  # type: ignore[type-var]
 
 
-SHIFTS: Registry[Corruption[Any]] = Registry("shift")
+SHIFTS: Registry[Corruption[Any], ShiftMeta] = Registry("shift")
 
 
 def register(name: str, sampler: Sampler, applier: Applier, meta: ShiftMeta, *, chunked: bool | None = None,
-             in_range: bool = False, gray: Applier | None = None) -> Corruption[Any]:
+             in_range: bool = False, gray: Applier | None = None, uint8: Applier | None = None) -> Corruption[Any]:
     """Register a corruption under ``name`` (a duplicate raises).
 
     ``chunked`` (default: ``meta.deterministic``) declares that every image is corrupted independently and
     that per-image params are tensors leading with the batch, so ``apply`` may run on CPU in chunks of
     images; ``in_range`` declares that the applier's output never leaves [0, 1]; ``gray`` (rgb_only
     corruptions) is the closed form of the grayscale rule, luma of the corrupted RGB-equivalent, on
-    N×1×H×W (its output is clipped like the applier's)."""
+    N×1×H×W (its output is clipped like the applier's); ``uint8`` is the applier on N×H×W×C grey levels of
+    a corruption whose output is grey levels (``Corruption.apply_uint8``; not for rgb_only ones)."""
+    if uint8 is not None and meta.rgb_only:
+        raise ValueError(f"{name}: a uint8 applier works on the stored channels; rgb_only corruptions have none")
     corruption: Corruption[Any] = Corruption(name, sampler, applier, meta.rgb_only,
                                              chunked=meta.deterministic if chunked is None else chunked,
-                                             in_range=in_range, gray_applier=gray)
+                                             in_range=in_range, gray_applier=gray, uint8_applier=uint8)
     SHIFTS.add(name, corruption, meta)
     return corruption
 

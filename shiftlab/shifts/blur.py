@@ -13,9 +13,11 @@ Differences from the reference scripts, by design:
 Same arithmetic, cheaper order (exact up to float rounding; tested against the direct forms):
 defocus_blur with a disk of radius < 7 is a small separable Gaussian followed by the disk's rows as box
 sums (``disk_blur``), larger disks go through the FFT; Gaussian blurs are two banded-matrix passes
-(``ops.separable_filter``); motion blur sums shifted slices per image on CPU (``ops.motion_blur``);
-zoom blur resizes each centre crop with one bilinear ``interpolate`` (scipy's zoom with order 1 uses the
-same align-corners mapping).
+(``ops.separable_filter``); motion blur sums shifted slices on CPU, one slice addition per run of images
+whose tap has the same shift once they are sorted by angle (``ops.motion_blur``);
+zoom blur's average of the image and its Z zoomed centre crops (scipy's zoom with order 1: bilinear with
+the align-corners mapping) is one weighted sum of a few source pixels per output pixel, precomputed per
+size and severity (``ops.zoom_bags``) and applied with one ``embedding_bag``.
 """
 
 from __future__ import annotations
@@ -141,7 +143,9 @@ def shuffle_index(n: int, h: int, w: int, delta: int, offsets: torch.Tensor) -> 
     what the published data contain, and it is what is done here for every channel count. A step touches only a 2δ×2δ window, so the swaps with equal
     t = 2δ·(H − row) + (W − col) have disjoint windows, and every pair of overlapping swaps keeps its
     order when the swaps run wavefront by wavefront in increasing t: about 2δ·H + W vectorised steps per
-    iteration instead of H·W scalar ones, with the same result.
+    iteration instead of H·W scalar ones, with the same result. For δ = 1 the partner (offsets in [-1, 0]) is
+    always visited after the pixel, so it still holds its value from before the iteration and the whole
+    iteration is one simultaneous step.
     """
     index = (torch.arange(n * h * w) % (h * w)).view(n, h * w)
     flat = index.view(-1)
@@ -151,18 +155,22 @@ def shuffle_index(n: int, h: int, w: int, delta: int, offsets: torch.Tensor) -> 
         return index
     rr, cc = torch.meshgrid(rows, cols, indexing="ij")
     rr, cc = rr.reshape(-1), cc.reshape(-1)  # the reference's visiting order
-    wave = 2 * delta * (h - rr) + (w - cc)
-    order = torch.argsort(wave, stable=True)
-    counts = torch.unique_consecutive(wave[order], return_counts=True)[1].tolist()
+    if delta == 1:  # partners are up/left ([-1, 0] offsets), visited after the pixel: one simultaneous step
+        order = torch.arange(rr.numel())
+        counts = [int(rr.numel())]
+    else:
+        wave = 2 * delta * (h - rr) + (w - cc)
+        order = torch.argsort(wave, stable=True)
+        counts = torch.unique_consecutive(wave[order], return_counts=True)[1].tolist()
     pos = (rr * w + cc)[order]
-    base = torch.arange(n) * (h * w)
-    off = offsets.to("cpu", torch.int64)[:, order]  # iterations × P × N × 2
-    for it in range(off.shape[0]):
-        a_all = pos[:, None] + base[None, :]  # P × N
-        b_all = a_all + off[it, ..., 0] * w + off[it, ..., 1]
-        for a, b in zip(a_all.split(counts), b_all.split(counts), strict=True):
+    a_all = pos[:, None] + torch.arange(n)[None, :] * (h * w)  # P × N, in wavefront order
+    off = offsets.to("cpu", torch.int64)
+    shift = off[..., 0] * w + off[..., 1]  # iterations × P × N partner offsets, in visiting order
+    for it in range(shift.shape[0]):
+        b_all = a_all + (shift[it] if delta == 1 else shift[it].index_select(0, order))
+        for a, b in zip(torch.split(a_all, counts), torch.split(b_all, counts), strict=True):
             a, b = a.reshape(-1), b.reshape(-1)
-            flat[a] = flat[b]
+            flat.index_copy_(0, a, flat.index_select(0, b))  # positions in a wavefront are distinct
     return index
 
 
@@ -202,10 +210,7 @@ def sample_zoom_blur(shape: tuple[int, ...], severity: int, g: torch.Generator, 
 
 def apply_zoom_blur(x: torch.Tensor, p: ZoomBlurParams) -> torch.Tensor:
     xf = x.float() if x.dtype != torch.float64 else x  # the reference works in float32
-    out = xf.clone()
-    for z in p.factors:
-        out += ops.clipped_zoom(xf, z, p.center_trim)
-    return out / (len(p.factors) + 1)
+    return ops.zoom_blur_sum(xf, p.factors, p.center_trim)
 
 
 register("defocus_blur", sample_defocus_blur, apply_defocus_blur, ShiftMeta("blur", deterministic=True))

@@ -6,8 +6,10 @@ closed form: every RGB channel is V·(1 − S·t_c) with t_c fixed by the hue, s
 pixel and changing S moves each channel along (V − x_c)/(V − min). jpeg_compression really encodes and
 decodes: the batch is rounded to uint8 and passed as a list of tensors to torchvision.io.encode_jpeg /
 decode_jpeg (libjpeg, quality from the table; CPU; gray images are encoded as one-channel JPEG); the
-rounding writes channels-last memory directly, which libjpeg reads without a copy. torchvision deprecated
-these ops in 0.29; where they are gone, Pillow's codec (the reference's own) does the same round trip.
+rounding writes channels-last memory directly, which libjpeg reads without a copy. Chunks of a few images
+are rounded, coded and copied back on a thread pool of torch's thread count (the codec releases the GIL),
+and ``Corruption.apply_uint8`` codes stored grey levels without the float round trip. torchvision
+deprecated these ops in 0.29; where they are gone, Pillow's codec (the reference's own) does the same.
 pixelate reproduces PIL's BOX windows (down and up): one ``embedding_bag`` (weighted sum of gathered
 rows) per axis down, row gathers up.
 """
@@ -138,18 +140,71 @@ def jpeg_codec() -> Callable[[torch.Tensor, int], list[torch.Tensor]]:
     return pillow_jpeg
 
 
+JPEG_CHUNK_VALUES = 1 << 19  # values per chunk of images a JPEG task converts and codes (stays in cache)
+JPEG_VALUES_PER_WORKER = 1 << 18  # below this many values per thread the batch is coded on the calling thread
+
+
+def jpeg_chunks(n: int, values_per_image: int) -> list[tuple[int, int]]:
+    """[start, stop) of the chunks of images one JPEG task handles."""
+    step = max(1, JPEG_CHUNK_VALUES // max(values_per_image, 1))
+    return [(s, min(s + step, n)) for s in range(0, n, step)]
+
+
+def jpeg_workers(values: int) -> int:
+    """Threads for a JPEG batch: torch's thread count (the caller's share of the machine; 1 inside a
+    ``torch_worker_pool``), fewer for small batches, where starting threads costs more than it saves."""
+    return max(1, min(torch.get_num_threads(), values // JPEG_VALUES_PER_WORKER))
+
+
+def run_jpeg_tasks(task: Callable[[int, int], None], n: int, values_per_image: int) -> None:
+    """Run ``task(start, stop)`` over the chunks of a batch of n images, on a thread pool when the batch is
+    large enough (libjpeg and torch's copies release the GIL; every chunk writes its own images)."""
+    chunks = jpeg_chunks(n, values_per_image)
+    workers = min(jpeg_workers(n * values_per_image), len(chunks))
+    if workers == 1:
+        for start, stop in chunks:
+            task(start, stop)
+        return
+    with ops.torch_worker_pool(workers) as pool:
+        for future in [pool.submit(task, start, stop) for start, stop in chunks]:
+            future.result()
+
+
 def apply_jpeg(x: torch.Tensor, p: JpegParams) -> torch.Tensor:
-    """Round to uint8 straight into channels-last memory, encode and decode (``jpeg_codec``), copy
-    the decoded images into the output and scale."""
+    """Per chunk of images: round to uint8 straight into channels-last memory, encode and decode
+    (``jpeg_codec``), copy the decoded images into the output and scale (chunks on ``run_jpeg_tasks``'s
+    threads; each value's arithmetic is the same whatever the chunking, so the result is too)."""
     n, c, h, w = x.shape
-    scaled = torch.empty(n, h, w, c, dtype=x.dtype)
-    torch.mul(x.detach().permute(0, 2, 3, 1).cpu(), 255, out=scaled)
-    u8 = scaled.add_(0.5).clamp_(0, 255).to(torch.uint8)  # round half up, then truncate
-    decoded = jpeg_codec()(u8, p.quality)
+    src = x.detach().cpu()
     out = torch.empty(x.shape, dtype=x.dtype)
-    for dst, img in zip(out, decoded, strict=True):
-        dst.copy_(img)
-    return out.div_(255).to(x.device)
+    codec = jpeg_codec()
+
+    def task(start: int, stop: int) -> None:
+        scaled = torch.empty(stop - start, h, w, c, dtype=x.dtype)
+        torch.mul(src[start:stop].permute(0, 2, 3, 1), 255, out=scaled)
+        levels = scaled.add_(0.5).clamp_(0, 255).to(torch.uint8)  # round half up, then truncate
+        dst = out[start:stop]
+        for img_out, img in zip(dst, codec(levels, p.quality), strict=True):
+            img_out.copy_(img)
+        dst.div_(255)
+
+    run_jpeg_tasks(task, n, c * h * w)
+    return out.to(x.device)
+
+
+def apply_jpeg_uint8(levels: torch.Tensor, p: JpegParams) -> torch.Tensor:
+    """``apply_jpeg`` on N×H×W×C uint8 grey levels: encode, decode, no float conversions."""
+    n, h, w, c = levels.shape
+    src = levels.cpu().contiguous()
+    out = torch.empty(src.shape, dtype=torch.uint8)
+    codec = jpeg_codec()
+
+    def task(start: int, stop: int) -> None:
+        for img_out, img in zip(out[start:stop], codec(src[start:stop], p.quality), strict=True):
+            img_out.copy_(img.permute(1, 2, 0))
+
+    run_jpeg_tasks(task, n, c * h * w)
+    return out.to(levels.device)
 
 
 @functools.lru_cache(maxsize=256)
@@ -281,6 +336,7 @@ register("contrast", _scalar("contrast"), apply_contrast,  # type: ignore[arg-ty
          ShiftMeta("digital", deterministic=True))
 register("elastic_transform", sample_elastic, apply_elastic, ShiftMeta("digital"), chunked=True)
 register("pixelate", sample_pixelate, apply_pixelate, ShiftMeta("digital", deterministic=True), in_range=True)
-register("jpeg_compression", sample_jpeg, apply_jpeg, ShiftMeta("digital", deterministic=True), in_range=True)
+register("jpeg_compression", sample_jpeg, apply_jpeg, ShiftMeta("digital", deterministic=True), in_range=True,
+         uint8=apply_jpeg_uint8)
 register("saturate", sample_saturate, apply_saturate, ShiftMeta("extra", deterministic=True, rgb_only=True),
          gray=apply_saturate_gray)

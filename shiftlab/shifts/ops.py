@@ -9,10 +9,34 @@ one CPU core: 1-D filters longer than three taps are banded block-matrix product
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
+
+
+@contextlib.contextmanager
+def torch_worker_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A pool of ``workers`` threads, each running torch ops on one thread of its own.
+
+    Work that releases the GIL (torch ops, codecs) runs in parallel on the pool. One torch thread per worker,
+    and for the calling thread while the pool lives (it only hands out work and waits), keeps the cores from
+    being oversubscribed: torch's OpenMP thread count is per thread, so a worker left at the default would
+    start a team of its own, and teams that wait on each other's threads stall. ``torch.set_num_threads``
+    also sets MKL's process-wide count, so the caller's count is set again on exit."""
+    threads = torch.get_num_threads()
+    pool = ThreadPoolExecutor(max(1, workers), initializer=torch.set_num_threads, initargs=(1,))
+    torch.set_num_threads(1)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)
+
 
 PadMode = str  # "replicate" (scipy 'nearest'), "reflect101" (OpenCV default), "symmetric" (scipy 'reflect')
 
@@ -236,42 +260,63 @@ def motion_taps(n: int, radius: int, sigma: float, angle_deg: torch.Tensor,
     return weights, dy, dx
 
 
+MOTION_RUN_VALUES = 1 << 18  # CPU motion blur: images per chunk so that a chunk's padded values stay in cache
+
+
 def motion_blur(x: torch.Tensor, radius: int, sigma: float, angle_deg: torch.Tensor,
                 fft: bool | None = None) -> torch.Tensor:
     """imagecorruptions' ``_motion_blur``: a one-sided Gaussian-weighted sum of shifted copies
     (edge-replicating shifts) along a per-image angle; taps stop where the shift leaves the image.
 
     A clamped shift by at most the pad is a slice of the replicate-padded image, so the result is exact up
-    to floating-point rounding on both paths. On CPU every image sums its own shifted slices (taps with
-    the same shift merged; a few dozen slice additions per image, all channels at once); elsewhere the
-    batch is one FFT convolution with per-image sparse line kernels (no per-image loop on a GPU).
-    ``fft`` forces one path (None: by device).
+    to floating-point rounding on both paths. On CPU the images are sorted by angle: tap i then shifts
+    every image of a run of neighbouring angles by the same (dy, dx), so each run is one slice addition
+    over several images (a few hundred additions per chunk of images instead of width per image; chunks
+    of MOTION_RUN_VALUES padded values stay in cache). Elsewhere the batch is one FFT convolution with
+    per-image sparse line kernels (no per-image loop on a GPU). ``fft`` forces one path (None: by device).
     """
     n, c, h, w = x.shape
     weights, dy, dx = motion_taps(n, radius, sigma, angle_deg, h, w)
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     live = weights > 0
     r = int(torch.maximum(dy.abs(), dx.abs())[live].max()) if bool(live.any()) else 0
-    padded = pad2d(x.to(work), r, r, "replicate")
     use_fft = x.device.type != "cpu" if fft is None else fft
     if not use_fft:
-        out: torch.Tensor = torch.zeros(n, c, h, w, dtype=work, device=x.device)
-        for img in range(n):
-            merged: dict[tuple[int, int], float] = {}
-            for wgt, sy, sx in zip(weights[img].tolist(), dy[img].tolist(), dx[img].tolist(), strict=True):
-                if wgt > 0:
-                    merged[(sy, sx)] = merged.get((sy, sx), 0.0) + wgt
-            dst, src = out[img], padded[img]
-            for (sy, sx), wgt in merged.items():
-                dst.add_(src[:, r - sy:r - sy + h, r - sx:r - sx + w], alpha=wgt)
+        step = max(1, MOTION_RUN_VALUES // max(c * (h + 2 * r) * (w + 2 * r), 1))  # images per chunk
+        # sorting pays off when a chunk holds several images (large images: one image per chunk, no runs)
+        order = torch.argsort(angle_deg.double().cpu(), stable=True) if step > 1 else torch.arange(n)
+        src = x.to(work).index_select(0, order.to(x.device)) if step > 1 else x.to(work)
+        padded = pad2d(src, r, r, "replicate")
+        out = torch.zeros(n, c, h, w, dtype=work, device=x.device)
+        # runs: per tap, the maximal ranges of sorted images (within a chunk) whose slice origin is the same
+        span = 2 * r + 1
+        code = torch.where(live, (r - dy) * span + (r - dx), torch.full_like(dy, -1))[order].t()  # taps × images
+        first = torch.ones_like(code, dtype=torch.bool)
+        first[:, 1:] = code[:, 1:] != code[:, :-1]
+        first[:, ::step] = True
+        tap, start = first.nonzero(as_tuple=True)
+        stop = torch.cat([start[1:], start.new_full((1,), n)])
+        stop = torch.where(stop > start, stop, torch.full_like(stop, n))  # the last run of a tap ends at n
+        stop = torch.minimum(stop, (start // step + 1) * step)
+        chunk = start // step
+        runs = torch.stack([chunk, tap, start, stop, code[tap, start]], 1)
+        runs = runs[runs[:, 4] >= 0]
+        runs = runs[torch.argsort(runs[:, 0] * code.shape[0] + runs[:, 1], stable=True)]  # chunk by chunk
+        tap_weight = weights.amax(0).tolist()
+        for _, t, a, b, origin in runs.tolist():
+            oy, ox = divmod(origin, span)
+            out[a:b].add_(padded[a:b, :, oy:oy + h, ox:ox + w], alpha=tap_weight[t])
+        if step > 1:
+            out = torch.empty_like(out).index_copy_(0, order.to(x.device), out)
         return out.to(x.dtype)
+    padded = pad2d(x.to(work), r, r, "replicate")
     hp, wp = h + 2 * r, w + 2 * r
     kern = torch.zeros(n, hp, wp, dtype=torch.float64)
     width = weights.shape[1]
     kern.index_put_((torch.arange(n)[:, None].expand(-1, width), dy % hp, dx % wp), weights, accumulate=True)
     spec = torch.fft.rfft2(padded) * torch.fft.rfft2(kern.to(device=x.device, dtype=work))[:, None]
-    out = torch.fft.irfft2(spec, s=(hp, wp))
-    return out[..., r:r + h, r:r + w].to(x.dtype)
+    spatial: torch.Tensor = torch.fft.irfft2(spec, s=(hp, wp))
+    return spatial[..., r:r + h, r:r + w].to(x.dtype)
 
 
 def clipped_zoom(x: torch.Tensor, factor: float, center_trim: bool) -> torch.Tensor:
@@ -289,6 +334,58 @@ def clipped_zoom(x: torch.Tensor, factor: float, center_trim: bool) -> torch.Ten
     zoomed = F.interpolate(crop, size=(oh, ow), mode="bilinear", align_corners=True)
     sh, sw = ((oh - h) // 2, (ow - w) // 2) if center_trim else (0, 0)
     return zoomed[..., sh:sh + h, sw:sw + w]
+
+
+def zoom_taps(size: int, factor: float, center_trim: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Along one axis of length ``size``, ``clipped_zoom``'s linear interpolation as (lower source index,
+    upper source index, weight of the upper one) per output position, float64 (F.interpolate's
+    align_corners mapping; the upper index is the lower one at the last source pixel)."""
+    crop = int(math.ceil(size / float(factor)))
+    start = (size - crop) // 2
+    zoomed = int(round(crop * factor))
+    shift = (zoomed - size) // 2 if center_trim else 0
+    scale = (crop - 1) / (zoomed - 1) if zoomed > 1 else 0.0
+    src = (torch.arange(size, dtype=torch.float64) + shift) * scale
+    low = src.floor().long().clamp_(0, crop - 1)
+    high = (low + 1).clamp_(max=crop - 1)
+    return start + low, start + high, src - low
+
+
+@functools.lru_cache(maxsize=10)
+def zoom_bags(h: int, w: int, factors: tuple[float, ...], center_trim: bool, dtype: torch.dtype,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """zoom_blur's whole operator, (x + Σ_z clipped_zoom(x, z)) / (Z + 1), as one weighted sum of source
+    pixels per output pixel: (source indices, weights, bag offsets) into the (H·W)-row pixel table, for
+    ``F.embedding_bag``. The Z zooms' 4 bilinear taps per pixel collapse onto few distinct sources (at
+    32 px and Z = 26, about a dozen instead of 105), whose weights are summed in float64."""
+    out_idx, src_idx, wts = [torch.arange(h * w)], [torch.arange(h * w)], [torch.ones(h * w, dtype=torch.float64)]
+    for z in factors:
+        r0, r1, fr = zoom_taps(h, z, center_trim)
+        c0, c1, fc = zoom_taps(w, z, center_trim)
+        for rows, wr in ((r0, 1 - fr), (r1, fr)):
+            for cols, wc in ((c0, 1 - fc), (c1, fc)):
+                out_idx.append(torch.arange(h * w))
+                src_idx.append((rows[:, None] * w + cols[None, :]).reshape(-1))
+                wts.append((wr[:, None] * wc[None, :]).reshape(-1))
+    pairs = torch.cat(out_idx) * (h * w) + torch.cat(src_idx)
+    unique, inverse = torch.unique(pairs, return_inverse=True)  # sorted by output pixel, then source
+    weight = torch.zeros(unique.numel(), dtype=torch.float64).index_add_(0, inverse, torch.cat(wts))
+    keep = weight != 0
+    unique, weight = unique[keep], weight[keep] / (len(factors) + 1)
+    counts = torch.bincount(unique // (h * w), minlength=h * w)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)[:-1]])
+    index = (unique % (h * w)).to(device=device, dtype=torch.int32)  # int32 halves the cached memory
+    return index, weight.to(device=device, dtype=dtype), offsets.to(device=device, dtype=torch.int32)
+
+
+def zoom_blur_sum(x: torch.Tensor, factors: tuple[float, ...], center_trim: bool) -> torch.Tensor:
+    """(x + Σ_z clipped_zoom(x, z, center_trim)) / (Z + 1) for N×C×H×W x, as one ``embedding_bag`` over
+    the pixels (rows: pixels, columns: every image's channels; exact up to float rounding)."""
+    n, c, h, w = x.shape
+    index, weights, offsets = zoom_bags(h, w, tuple(factors), center_trim, x.dtype, x.device)
+    table = x.reshape(n * c, h * w).t().contiguous()
+    out = F.embedding_bag(index, table, offsets, mode="sum", per_sample_weights=weights)
+    return out.t().reshape(n, c, h, w).contiguous()
 
 
 def plasma_fractal(n: int, mapsize: int, wibbledecay: float, generator: torch.Generator) -> torch.Tensor:

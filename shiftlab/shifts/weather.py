@@ -2,11 +2,13 @@
 extra spatter.
 
 Differences from the references, by design:
-- frost: the reference blends crops of six photographs of frost (files). Here the texture is generated
-  procedurally from the generator: a diamond-square fractal plus ridge ("crystal") detail, standardised
-  and coloured per image with the mean and standard deviation of one of the five frost photographs the
-  reference draws from (first two moments measured from imagecorruptions 1.1.2's frost images, at
-  ImageNet-C scale; listed in FROST_PALETTE). The blend c0·x + c1·frost is the reference's.
+- frost: the reference blends random crops of five photographs of frost (files), shrunk for CIFAR-10-C
+  (×0.2) and Tiny-ImageNet-C (×0.3). Here the texture is generated procedurally from the generator: a
+  diamond-square fractal plus ridge ("crystal") detail, standardised and coloured per image with the
+  moments of the crops of one of the five photographs at the parameter table's scale (FROST_PALETTE, per
+  table: crop mean, within-crop std, crop-to-crop std, measured from imagecorruptions 1.1.2's frost
+  images), with a per-table share of fine grain (FROST_FINE) so that the texture's variance falls off with
+  scale as the crops' does. The blend c0·x + c1·frost is the reference's.
 - snow: the zoomed snow layer is cropped to H×W before the motion blur (imagecorruptions blurs the
   slightly larger zoomed layer, then crops; the difference is confined to the last rows/columns).
 - spatter (mode 0, water): Canny(50, 150) of the thresholded liquid layer is OpenCV's, step by step
@@ -28,23 +30,60 @@ from shiftlab.shifts.base import ShiftMeta, register
 from shiftlab.shifts.canny import canny
 from shiftlab.shifts.tables import params as table_params
 
-# (mean RGB, std RGB) of frost1.png, frost2.png, frost3.png, frost4.jpg, frost5.jpg (imagecorruptions
-# 1.1.2, rescaled ×1.1 as it does for images up to their size); the reference picks one of these five.
-FROST_PALETTE: tuple[tuple[tuple[float, float, float], tuple[float, float, float]], ...] = (
-    ((0.305, 0.585, 0.650), (0.104, 0.064, 0.060)),
-    ((0.787, 0.805, 0.841), (0.083, 0.086, 0.088)),
-    ((0.787, 0.805, 0.841), (0.083, 0.086, 0.088)),
-    ((0.540, 0.599, 0.648), (0.110, 0.111, 0.116)),
-    ((0.441, 0.484, 0.528), (0.172, 0.168, 0.161)),
+# Per parameter table, (mean RGB, within-crop std RGB, crop-to-crop std of the mean RGB) of the crops the
+# reference blends in, one row per frost photograph it draws from (frost1.png, frost2.png, frost3.png,
+# frost4.jpg, frost5.jpg of imagecorruptions 1.1.2), averaged over every crop position its randint can pick:
+# "cifar": the photographs shrunk ×0.2 (cv2.resize, bilinear), 32-px crops (make_cifar_c.py);
+# "tiny": shrunk ×0.3, 64-px crops (make_tinyimagenet_c.py); "imagenet": enlarged ×1.1 (bicubic), 224-px
+# crops (imagecorruptions). Crop-weighted moments, not the whole photograph's: crops cover the middle of a
+# photograph more often than its edges. With these the mean |x' − x| of every table and severity is within
+# 1 % of its reference (notes/corruptions.md; tested in test_corruptions_oracle.py).
+FrostMoments = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+FROST_PALETTE: dict[str, tuple[FrostMoments, ...]] = {
+    "cifar": (
+        ((0.301, 0.581, 0.646), (0.085, 0.052, 0.050), (0.068, 0.037, 0.030)),
+        ((0.778, 0.796, 0.832), (0.070, 0.072, 0.074), (0.032, 0.035, 0.038)),
+        ((0.778, 0.796, 0.832), (0.070, 0.072, 0.074), (0.032, 0.035, 0.038)),
+        ((0.563, 0.621, 0.671), (0.102, 0.102, 0.106), (0.039, 0.039, 0.042)),
+        ((0.403, 0.447, 0.494), (0.139, 0.137, 0.134), (0.064, 0.062, 0.059)),
+    ),
+    "tiny": (
+        ((0.302, 0.579, 0.644), (0.086, 0.052, 0.049), (0.061, 0.033, 0.025)),
+        ((0.777, 0.794, 0.830), (0.070, 0.073, 0.076), (0.023, 0.026, 0.027)),
+        ((0.777, 0.794, 0.830), (0.070, 0.073, 0.076), (0.023, 0.026, 0.027)),
+        ((0.567, 0.625, 0.676), (0.091, 0.092, 0.097), (0.027, 0.027, 0.029)),
+        ((0.397, 0.442, 0.488), (0.130, 0.129, 0.125), (0.050, 0.048, 0.045)),
+    ),
+    "imagenet": (
+        ((0.302, 0.580, 0.644), (0.090, 0.054, 0.051), (0.062, 0.033, 0.026)),
+        ((0.776, 0.793, 0.829), (0.074, 0.076, 0.079), (0.025, 0.028, 0.029)),
+        ((0.776, 0.793, 0.829), (0.074, 0.076, 0.079), (0.025, 0.028, 0.029)),
+        ((0.566, 0.624, 0.674), (0.100, 0.101, 0.106), (0.029, 0.029, 0.031)),
+        ((0.397, 0.442, 0.488), (0.139, 0.137, 0.134), (0.052, 0.050, 0.047)),
+    ),
+}
+
+# Per table, (share of the within-crop variance, Gaussian σ as a fraction of the image side) of the fine
+# grain (ice crystals) mixed into the fractal: fitted so that the share of the texture's variance left in
+# 2-, 4-, 8- and 16-px block means follows the reference crops' (at 224 px: 0.83, 0.64, 0.49, 0.37 in the
+# photographs, 0.85, 0.62, 0.47, 0.39 here; the block means are what a classifier at a coarser scale sees).
+# The shrunk photographs of the small tables are grainier: their crops keep half their variance below 2 px.
+FROST_FINE: dict[str, tuple[float, float]] = {"cifar": (0.48, 0.3 / 32), "tiny": (0.44, 0.3 / 64),
+                                              "imagenet": (0.59, 0.9 / 224)}
+
+# Per photograph, the cubic a + b·z + c·z² + d·z³ of a standard normal z that has its marginal distribution
+# (Fleishman's power method, Fleishman 1978): least-squares fit to the quantiles at 0.1 %…99.9 % of its
+# 224-px crops' values standardised per crop and channel (the 32- and 64-px tables' quantiles are within
+# 0.25 of these). The brightest photographs are skewed (frost2/3: skewness −1, kurtosis 4.5: long dark
+# tails under bright plateaus), which changes how much of the frost a bright image clips.
+FROST_SHAPE: tuple[tuple[float, float, float, float], ...] = (
+    (-0.0518, 0.9905, 0.0526, -0.0015),
+    (0.1438, 0.9424, -0.1486, 0.0119),
+    (0.1434, 0.9458, -0.1477, 0.0112),
+    (0.0259, 0.9320, -0.0275, 0.0280),
+    (-0.0632, 1.0016, 0.0611, -0.0040),
 )
 
-# Texture calibration against imagecorruptions 1.1.2 (200 Fashion-MNIST images at 224 px, all severities;
-# notes/corruptions.md): a 224 px crop's mean is ~5 % below the whole photograph's and its within-crop
-# standard deviation ~16 % below (a crop spans less of the photograph); about 45 % of the within-crop
-# variance is finer than 8 px. With these the classifier accuracy gap to the photographs is ≤ 3.5 pp.
-FROST_MEAN_SCALE = 0.95
-FROST_STD_SCALE = 0.84
-FROST_FINE_SHARE = 0.45
 
 @dataclass(frozen=True, slots=True)
 class FogParams:
@@ -73,33 +112,52 @@ class FrostParams:
 
 
 def _standardize(t: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit standard deviation per image of an N×H×W field."""
-    std, mean = torch.std_mean(t, (1, 2), keepdim=True)
-    return (t - mean).div_(std.clamp_min(1e-6))
+    """Zero mean, unit (sample) standard deviation per image of an N×H×W field (two passes: several times
+    faster than ``torch.std_mean`` over two dimensions)."""
+    centered = t - t.mean((1, 2), keepdim=True)
+    std = centered.square().sum((1, 2), keepdim=True).div_(max(t[0].numel() - 1, 1)).sqrt_()
+    return centered.div_(std.clamp_min_(1e-6))
 
 
-def frost_texture(n: int, h: int, w: int, g: torch.Generator) -> torch.Tensor:
-    """Procedural frost: fractal + crystal ridges, coloured like one of the five reference photographs."""
+def photograph_marginals(field: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
+    """Give a standardised N×H×W field (about normal) photograph ``pick``'s marginal distribution through
+    its FROST_SHAPE cubic (monotone over the field's range, so the spatial structure is kept)."""
+    a, b, c, d = torch.tensor(FROST_SHAPE, dtype=field.dtype, device=field.device)[pick.to(field.device)].T
+    a, b, c, d = (v[:, None, None] for v in (a, b, c, d))
+    return torch.addcmul(c, d, field).mul_(field).add_(b).mul_(field).add_(a)
+
+
+def frost_texture(n: int, h: int, w: int, g: torch.Generator, table: str = "imagenet",
+                  pick: torch.Tensor | None = None) -> torch.Tensor:
+    """Procedural frost (N×3×H×W in [0, 1]): fractal + crystal ridges, coloured like a crop of one of the
+    five reference photographs at the scale ``table`` uses (FROST_PALETTE): per image one photograph's
+    crop-weighted mean, shifted by a crop-to-crop offset (one normal draw shared by the channels: crop means
+    of a photograph move together, correlation ≥ 0.9 in G/B), plus the within-crop standard deviation times
+    the field. ``pick`` (N palette rows) replaces the uniform draw of the photograph, e.g. to stratify."""
     size = ops.next_power_of_2(max(h, w))
     base = ops.plasma_fractal(n, size, 2.0, g)[:, :h, :w]
     ridge = 1 - (2 * ops.plasma_fractal(n, size, 1.6, g)[:, :h, :w] - 1).abs()
     field = base + ridge.square().square_()
     field = _standardize(field)
-    # the photographs keep about half their within-crop variance below 8 px (ice crystals): mix in
-    # fine-grained seeded noise (Gaussian-smoothed, σ = 1.5 px at 224 px) with that share of the variance
+    # the photographs' fine grain: seeded Gaussian-smoothed noise with the table's share of the variance
+    share, sigma = FROST_FINE[table]
     fine = torch.randn(field.shape, generator=g, device=g.device, dtype=field.dtype)
-    fine = ops.gaussian_blur(fine[:, None], 1.5 * h / 224)[:, 0]
+    fine = ops.gaussian_blur(fine[:, None], sigma * max(h, w))[:, 0]
     fine = _standardize(fine)
-    field = (1 - FROST_FINE_SHARE) ** 0.5 * field + FROST_FINE_SHARE**0.5 * fine
-    pick = torch.randint(0, len(FROST_PALETTE), (n,), generator=g, device=g.device)
-    palette = torch.tensor(FROST_PALETTE, dtype=torch.float32, device=g.device)[pick]  # N×2×3
-    mean, std = FROST_MEAN_SCALE * palette[:, 0, :, None, None], FROST_STD_SCALE * palette[:, 1, :, None, None]
-    return torch.addcmul(mean, std, field[:, None].float()).clamp_(0, 1)
+    field = (1 - share) ** 0.5 * field + share**0.5 * fine
+    palette = FROST_PALETTE[table]
+    if pick is None:
+        pick = torch.randint(0, len(palette), (n,), generator=g, device=g.device)
+    field = _standardize(photograph_marginals(field, pick))
+    moments = torch.tensor(palette, dtype=torch.float32, device=g.device)[pick.to(g.device)]  # N×3 moments×3 channels
+    offset = torch.randn((n, 1), generator=g, device=g.device, dtype=torch.float32)
+    mean = torch.addcmul(moments[:, 0], moments[:, 2], offset)[:, :, None, None]
+    return torch.addcmul(mean, moments[:, 1, :, None, None], field[:, None].float()).clamp_(0, 1)
 
 
 def sample_frost(shape: tuple[int, ...], severity: int, g: torch.Generator, table: str) -> FrostParams:
     wi, wf = table_params("frost", table, severity)
-    return FrostParams(float(wi), float(wf), frost_texture(shape[0], shape[2], shape[3], g))
+    return FrostParams(float(wi), float(wf), frost_texture(shape[0], shape[2], shape[3], g, table))
 
 
 def apply_frost(x: torch.Tensor, p: FrostParams) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""SQLite results store (design contract 5)."""
+"""The results store (design contract 5): SQLite embedded, PostgreSQL for clusters; knows no models."""
 
-from shiftlab.store.sqlite_store import ModelRow, Store, TaskId, TaskRow
+from shiftlab.store.store import ModelRow, ResultKey, Store, TaskRow
 
-__all__ = ["ModelRow", "Store", "TaskId", "TaskRow"]
+__all__ = ["ModelRow", "ResultKey", "Store", "TaskRow"]

@@ -1,0 +1,5 @@
+"""``python -m shiftlab``: the command line."""
+
+from shiftlab.cli import main
+
+main()

@@ -1,0 +1,38 @@
+"""Device names at the API edge: "auto" picks CUDA, then Apple's MPS, then the CPU.
+
+Every device option is validated here, before any model or data is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from shiftlab.core.errors import UserError
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """A usable ``torch.device`` for ``name``; an unknown or unavailable device is a UserError."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    text = str(name).strip().lower()
+    if not DEVICE_PATTERN.match(text):
+        raise UserError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {name!r}")
+    if text == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {text}: no CUDA device is available here; use --device cpu or auto")
+        index = int(text.split(":")[1]) if ":" in text else 0
+        if index >= torch.cuda.device_count():
+            raise UserError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if text == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
+    return torch.device(text)
