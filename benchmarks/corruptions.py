@@ -159,7 +159,7 @@ def end_to_end(args: argparse.Namespace, allocator: bool) -> None:
 
     from shiftlab.data import load_dataset
     from shiftlab.data.base import DatasetInfo, TensorImageDataset
-    from shiftlab.data.corrupted_files import export_corrupted
+    from shiftlab.evaluation.export import export_corrupted
     from shiftlab.shifts import SEVERITIES, SHIFTS, resolve_table
 
     torch.set_num_threads(args.workers)

@@ -1,5 +1,5 @@
-"""`make demo`: train a quick small-cnn on Fashion-MNIST, run every evaluation suite on it, evaluate
-the zoo (small-cnn trained with every recipe) with the same protocol, and write the report.
+"""`make demo`: train a quick small-cnn on Fashion-MNIST, run the five core suites on it (clean,
+corruptions, adversarial, calibration, OOD), evaluate the zoo with the same protocol, and write the report.
 
 Each later feature adds one step to ``DEMO_STEPS``. Reruns reuse the trained checkpoint and every
 finished task in the store, so an interrupted demo resumes. The demo talks to the terminal only
