@@ -87,7 +87,7 @@ def ood_step(run: DemoRun) -> None:
 
 
 def zoo_step(run: DemoRun) -> None:
-    """the zoo: small-cnn trained with every recipe, evaluated with the same protocol"""
+    """the zoo: models shiftlab trained (every recipe, three architectures), evaluated with the same protocol"""
     t0 = time.perf_counter()
     models = installed()
     if not models:

@@ -1,4 +1,5 @@
-"""shiftlab's own model zoo: small-cnn on Fashion-MNIST trained with every recipe.
+"""shiftlab's own model zoo: models trained on Fashion-MNIST by shiftlab (small-cnn with every recipe,
+vit-tiny, mlp-mixer-tiny).
 
 ``ZOO`` names each entry's training recipe (fixed seed, stored config); the checkpoints
 (safetensors + card) are package data (``shiftlab/models/zoo``), named ``zoo:NAME`` anywhere a
