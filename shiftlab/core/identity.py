@@ -302,19 +302,18 @@ class AttackPoint(TaskIdentity):
         return f"{self.attack} {self.norm} ε={eps_display(self.eps)}{extra}"
 
 
-@identity_kind("calibration", suite="calibration")
-@dataclass(frozen=True, slots=True)
-class CalibrationCell(TaskIdentity):
-    """Calibration metrics on the clean test set (all fields None) or on one corruption cell."""
+class _OnShift:
+    """An identity on the clean test set (corruption, severity and table all None) or on one corruption
+    cell's images (all three given)."""
 
-    corruption: str | None = None
-    severity: int | None = None
-    table: str | None = None
+    corruption: str | None
+    severity: int | None
+    table: str | None
 
-    def __post_init__(self) -> None:
+    def _check_shift(self, what: str) -> None:
         given = [v is None for v in (self.corruption, self.severity, self.table)]
         if any(given) and not all(given):
-            raise ValueError("a calibration cell is either clean or a full (corruption, severity, table)")
+            raise ValueError(f"{what} is either clean or a full (corruption, severity, table)")
 
     @property
     def is_clean(self) -> bool:
@@ -324,6 +323,19 @@ class CalibrationCell(TaskIdentity):
         if self.corruption is None or self.severity is None or self.table is None:
             return None
         return CorruptionCell(self.corruption, self.severity, self.table)
+
+
+@identity_kind("calibration", suite="calibration")
+@dataclass(frozen=True, slots=True)
+class CalibrationCell(_OnShift, TaskIdentity):
+    """Calibration metrics on the clean test set (all fields None) or on one corruption cell."""
+
+    corruption: str | None = None
+    severity: int | None = None
+    table: str | None = None
+
+    def __post_init__(self) -> None:
+        self._check_shift("a calibration cell")
 
     def columns(self) -> Columns:
         return Columns(self.suite, self.kind, subject=self.corruption or "clean", severity=self.severity,
@@ -415,7 +427,7 @@ class _Adapted:
 
 @identity_kind("adapted", suite="")
 @dataclass(frozen=True, slots=True)
-class AdaptedCell(_Adapted, TaskIdentity):
+class AdaptedCell(_Adapted, _OnShift, TaskIdentity):
     """The clean test set (corruption, severity and table None) or one corruption cell, predicted under
     test-time adaptation (``shiftlab.adapt``) in the suite ``of`` (corruptions or calibration), next to
     that suite's unadapted row; the setting fields are those of :class:`AdaptSetting`."""
@@ -431,9 +443,7 @@ class AdaptedCell(_Adapted, TaskIdentity):
     order: str | None
 
     def __post_init__(self) -> None:
-        given = [v is None for v in (self.corruption, self.severity, self.table)]
-        if any(given) and not all(given):
-            raise ValueError("an adapted cell is either clean or a full (corruption, severity, table)")
+        self._check_shift("an adapted cell")
         if not self.of:
             raise ValueError("an adapted cell names its suite")
         self.setting()  # validates the setting fields
@@ -441,11 +451,6 @@ class AdaptedCell(_Adapted, TaskIdentity):
     @property
     def suite(self) -> str:
         return self.of
-
-    def shift(self) -> CorruptionCell | None:
-        if self.corruption is None or self.severity is None or self.table is None:
-            return None
-        return CorruptionCell(self.corruption, self.severity, self.table)
 
     def columns(self) -> Columns:
         return Columns(self.of, self.kind, subject=self.corruption or "clean", variant=self.adapter,
@@ -486,7 +491,7 @@ class AdaptedSummary(_Adapted, TaskIdentity):
 
 @identity_kind("certify", suite="certify")
 @dataclass(frozen=True, slots=True)
-class CertifyCell(TaskIdentity):
+class CertifyCell(_OnShift, TaskIdentity):
     """Randomized-smoothing certification (Cohen et al. 2019, arXiv:1902.02918) at noise level ``sigma``
     with ``n0`` selection and ``n`` estimation samples at failure probability ``alpha``, on the clean test
     set (corruption, severity and table None) or on one corruption cell's images."""
@@ -500,20 +505,9 @@ class CertifyCell(TaskIdentity):
     table: str | None = None
 
     def __post_init__(self) -> None:
-        given = [v is None for v in (self.corruption, self.severity, self.table)]
-        if any(given) and not all(given):
-            raise ValueError("a certify cell is either clean or a full (corruption, severity, table)")
+        self._check_shift("a certify cell")
         if not (self.sigma > 0 and self.n >= 1 and self.n0 >= 1 and 0 < self.alpha < 1):
             raise ValueError(f"a certify cell needs sigma > 0, n, n0 >= 1 and alpha in (0, 1), got {self}")
-
-    @property
-    def is_clean(self) -> bool:
-        return self.corruption is None
-
-    def shift(self) -> CorruptionCell | None:
-        if self.corruption is None or self.severity is None or self.table is None:
-            return None
-        return CorruptionCell(self.corruption, self.severity, self.table)
 
     def columns(self) -> Columns:
         return Columns(self.suite, self.kind, subject=self.corruption or "clean", variant=f"sigma={self.sigma:g}",
