@@ -62,8 +62,10 @@ def test_contract(name, channels, size, seed, double):
     assert torch.equal(y1, y2), "same seed must give bit-identical output"
     params = fn.sample_params(x, args, torch.Generator().manual_seed(seed))
     assert torch.equal(fn.apply(x, params), y1), "the two phases replay the composed call"
-    other = fn(x, args, torch.Generator().manual_seed(seed + 1))
-    assert torch.equal(other, y1) == TRANSFORMS.meta(name).deterministic
+    # another seed may repeat a coarse draw (fourier-basis draws one sign per image and channel: three images
+    # of one channel repeat with probability 1/8), so a random transform must differ for one of 8 seeds
+    others = [fn(x, args, torch.Generator().manual_seed(seed + k)) for k in range(1, 9)]
+    assert all(torch.equal(o, y1) for o in others) == TRANSFORMS.meta(name).deterministic
 
 
 @pytest.mark.parametrize("name", NAMES)
