@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -139,6 +140,35 @@ def test_foreign_databases_and_junk_are_refused_untouched(tmp_path):
     with pytest.raises(UserError, match="no results store"):
         Store(tmp_path / "missing.db", create=False)
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_a_store_another_process_is_creating_is_waited_for_not_refused(tmp_path):
+    """Two runs starting on one new store: the second used to see the first's empty, uncommitted file and
+    call it another application's database."""
+    path = tmp_path / "s.db"
+    creator = sqlite3.connect(path, isolation_level=None)
+    creator.execute("PRAGMA journal_mode=WAL")
+    creator.execute("BEGIN IMMEDIATE")
+    creator.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")  # not committed yet
+    assert path.stat().st_size > 0
+    opened: list[object] = []
+    thread = threading.Thread(target=lambda: opened.append(_open_or_error(path)))
+    thread.start()
+    time.sleep(0.3)
+    creator.execute("ROLLBACK")
+    creator.close()
+    thread.join(timeout=60)
+    assert opened and not isinstance(opened[0], Exception), opened
+    with Store(path) as store:
+        assert store.db.run("PRAGMA application_id")[0][0] == APPLICATION_ID
+
+
+def _open_or_error(path: Path) -> object:
+    try:
+        with Store(path) as store:
+            return store.db.run("PRAGMA user_version")[0][0]
+    except Exception as exc:  # noqa: BLE001 - handed to the main thread
+        return exc
 
 
 def test_a_schema_1_store_is_migrated_keeping_every_row(tmp_path):

@@ -90,6 +90,8 @@ class SqliteDatabase:
         app_id = int(self.run("PRAGMA application_id")[0][0])
         if app_id == APPLICATION_ID:
             return
+        if app_id == 0 and not self._tables():
+            return  # an empty file, or a store another process is creating right now: _upgrade waits for it
         legacy = {"meta", "models", "tasks", "results", "artifacts", "batches"} <= self._tables() and app_id == 0
         if legacy and self.run("SELECT value FROM meta WHERE key='schema_version'") == [("1",)]:
             return
