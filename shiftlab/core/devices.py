@@ -1,6 +1,7 @@
 """Device names at the API edge: "auto" picks CUDA, then Apple's MPS, then the CPU.
 
-Every device option is validated here, before any model or data is loaded.
+Every device option is validated here, before any model or data is loaded; ``rank_device`` gives each
+process of a distributed (torchrun) training run its own.
 """
 
 from __future__ import annotations
@@ -36,3 +37,25 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if text == "mps" and not torch.backends.mps.is_available():
         raise UserError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
     return torch.device(text)
+
+
+def rank_device(name: str | torch.device, local_rank: int, local_world_size: int) -> torch.device:
+    """The device of one of ``local_world_size`` training processes on this machine (torchrun).
+
+    ``auto`` or ``cuda`` give process ``local_rank`` its own GPU, ``cuda:local_rank`` (CUDA needs a GPU
+    per process); ``cpu`` is shared. A fixed ``cuda:N`` (every process on one GPU) and MPS (no
+    collective backend) are UserErrors.
+    """
+    text = str(name).strip().lower()
+    device = resolve_device(text)
+    if device.type == "mps":
+        raise UserError("distributed training runs on CPU (gloo) or CUDA (NCCL), not on MPS; use --device cpu")
+    if device.type != "cuda":
+        return device
+    if ":" in text:
+        raise UserError(f"--device {text}: with several processes each one takes cuda:LOCAL_RANK; "
+                        "pass --device cuda (or auto)")
+    if local_world_size > torch.cuda.device_count():
+        raise UserError(f"{local_world_size} training processes on this machine but {torch.cuda.device_count()} "
+                        f"CUDA device(s); start at most {torch.cuda.device_count()} (--nproc-per-node) or use --device cpu")
+    return torch.device("cuda", local_rank)

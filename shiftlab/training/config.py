@@ -9,6 +9,7 @@ from shiftlab.core.errors import UserError
 from shiftlab.training.selection import SELECT_METRICS
 
 DEFAULT_LR = {"sgd": 0.1, "adamw": 2e-3}
+AMP_CHOICES = ("bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class TrainConfig:
         ema: EMA decay of the weights (e.g. 0.999); the averaged weights are validated and saved.
         select: keep the epoch with the best "clean", "corruption" or "adversarial" validation
             accuracy (on the first ``select_limit`` validation images; PGD radius ``select_eps``).
+        amp: mixed precision, None (float32), "bf16" (CPU or CUDA) or "fp16" (CUDA, loss scaling);
+            see ``training/precision.py``.
+        channels_last: weights and input batches in channels-last layout.
     """
 
     out: str
@@ -55,6 +59,8 @@ class TrainConfig:
     select: str | None = None
     select_limit: int = 1000
     select_eps: float = 0.1
+    amp: str | None = None
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.ema is not None and not 0.0 < self.ema < 1.0:
@@ -79,6 +85,13 @@ class TrainConfig:
             raise UserError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 < self.val_fraction < 1.0:
             raise UserError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if self.amp is not None and self.amp not in AMP_CHOICES:
+            raise UserError(f"--amp must be {' or '.join(AMP_CHOICES)}, got {self.amp!r}")
+        device = str(self.device).split(":")[0]
+        if self.amp == "fp16" and device != "cuda":
+            raise UserError(f"--amp fp16 needs a CUDA device (its loss scaler), not {self.device}; use --amp bf16")
+        if self.amp == "bf16" and device not in ("cpu", "cuda"):
+            raise UserError(f"--amp bf16 runs on cpu or cuda, not {self.device}; drop --amp")
         if self.train_limit is not None and self.train_limit < self.batch_size:
             raise UserError(f"--train-limit must be at least one batch ({self.batch_size}), got {self.train_limit}")
 
@@ -93,8 +106,11 @@ class TrainConfig:
         return d
 
     def identity(self) -> dict[str, Any]:
-        """The fields that must match for ``--resume`` (everything but where and on what device)."""
+        """The fields that must match for ``--resume``: everything but where, on what device and in which
+        memory layout (``amp`` only when set, so runs stored before it existed still resume)."""
         d = self.to_dict()
-        for k in ("out", "device", "data_root", "name", "download"):
+        for k in ("out", "device", "data_root", "name", "download", "channels_last"):
             d.pop(k)
+        if d["amp"] is None:
+            d.pop("amp")
         return d

@@ -20,6 +20,10 @@ modules' modes and the BN buffers are restored; only the input is differentiated
 parameter ``.grad`` appears. ``bn="eval"`` runs the model in eval mode (stopped points are dropped
 from the batch, exact there); ``bn="batch"`` uses batch statistics without updating the running
 ones (AdvProp's auxiliary BN) and keeps the full batch in every forward.
+
+Precision: the maximisers run with autocast switched off (``precision.float32_block``), so under
+``--amp`` the attack's forwards and its input gradient stay float32; only the training forward on the
+result runs in reduced precision.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from shiftlab.attacks.losses import cross_entropy, kl_to_clean
 from shiftlab.attacks.threat import L2Ops, LinfOps
 from shiftlab.certify.soft import SoftSmoothed
 from shiftlab.training.modifiers import auxiliary_batch_norm, eval_mode
+from shiftlab.training.precision import float32_block
 
 TRADES_SIGMA = 0.001
 """Standard deviation of TRADES' Gaussian start (Zhang et al. 2019)."""
@@ -105,7 +110,7 @@ def maximize(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: InnerMax,
     """Run the inner maximiser. Shape: x N×C×H×W in [0, 1], y N → x_adv same shape, in the ball and [0, 1]."""
     x = x.detach()
     ops = LinfOps(cfg.eps)
-    with frozen_parameters(model), _mode(model, cfg.bn):
+    with frozen_parameters(model), _mode(model, cfg.bn), float32_block(x):
         with torch.no_grad():
             clean_logits = model(x)
         loss_fn, context = (kl_to_clean, F.softmax(clean_logits, dim=1)) if cfg.loss == "kl" else (cross_entropy, None)
@@ -129,7 +134,7 @@ def maximize_smoothed(model: nn.Module, x: torch.Tensor, y: torch.Tensor, noise:
     x = x.detach()
     ops = L2Ops(eps if eps is not None else step * steps)
     soft = SoftSmoothed(model, noise.detach())
-    with frozen_parameters(model), eval_mode(model):
+    with frozen_parameters(model), eval_mode(model), float32_block(x):
         result = gradient_ascent(soft, x, y, x.clone(), ops, cross_entropy, steps, FixedStep(step),
                                  patience=None, compact=False, keep_best=False)
     return result.x_adv

@@ -13,12 +13,15 @@ from torch import nn
 
 from shiftlab.core.errors import UserError
 from shiftlab.training.augment.mixing import pair_permutation
+from shiftlab.training.distributed import unwrap
 from shiftlab.training.losses import mixed_cross_entropy
 from shiftlab.training.recipes.base import RECIPES, Recipe, RecipeMeta, StepContext, StepOutput
 from shiftlab.training.sampling import sample_beta
 
 
 def feature_stages(model: nn.Module) -> nn.Sequential:
+    """The feature stages of ``model`` (looked up inside a DistributedDataParallel wrapper)."""
+    model = unwrap(model)
     stages = getattr(getattr(model, "model", None), "features", None)
     if not isinstance(stages, nn.Sequential):
         raise UserError(f"manifold-mixup needs a model with a `features` stage list; {type(model).__name__} has none")
