@@ -201,9 +201,15 @@ def test_several_models_colours_and_flags(site):
     at_card = card_of(site, "at-cnn")
     assert "gradient masking suspected" in at_card and "<b>FAIL</b>: large_eps_zero" in at_card
     partial = card_of(site, "partial-cnn")
-    # every suite but clean: corruptions, adversarial, calibration, ood, certify
-    assert partial.count("has not been run") == 5
-    assert "Non-dominated" in (site / "compare.html").read_text()
+    # every suite but clean: corruptions, adversarial, calibration, ood, certify, spatial, translation,
+    # fourier, stability, natural
+    assert partial.count("has not been run") == 10
+    front = re.findall(r"<p>Non-dominated on the axes at least two models have \((.*?)\): <b>(.*?)</b>(.*?)</p>",
+                       (site / "compare.html").read_text())
+    assert front, "no overall Pareto front"
+    axes, names, rest = front[0]
+    assert "clean acc" in axes and "corruption acc" in axes and "mean FP" not in axes  # axes nobody has are left out
+    assert names and "partial-cnn" not in names and "Not ranked" in rest and "partial-cnn" in rest
 
 
 def test_leaderboard_values_sorting_and_provenance(real_store):
@@ -372,7 +378,7 @@ def test_ood_set_names_with_slashes_are_kept_whole(tmp_path):
 
 def test_views_registry_holds_one_frozen_view_per_suite():
     assert sorted(VIEWS.names()) == ["adapt", "adversarial", "calibration", "certify", "clean", "corruptions",
-                                    "ood"]
+                                    "fourier", "natural", "ood", "spatial", "stability", "translation"]
     orders = [VIEWS.get(n).order for n in VIEWS.names()]
     assert len(set(orders)) == len(orders)
     with pytest.raises(AttributeError):

@@ -1,9 +1,9 @@
 """Evaluate one model: validate everything, load the model and data, then open the store and run.
 
 Shared by ``shiftlab.evaluate()``, ``shiftlab evaluate`` and the demo. Nothing is created on disk
-before the options, the model and the data have been checked. When the corruption suite is asked
-for mCE against a baseline, the baseline's clean and corruption rows are computed first (same data,
-seed and corruption grid), so the summary only reads the store.
+before the options, the model and the data have been checked. The other models a suite's summary
+reads (its prerequisites: the mCE or mFR baseline, the reference models of effective robustness) are
+evaluated first, on the same data and seed, so the summary only reads the store.
 """
 
 from __future__ import annotations
@@ -59,13 +59,12 @@ def evaluate_model(model: str | Path, suites: Sequence[str], *, store: str | Pat
     check_options(suites, options)
     requests = suite_requests(suites, options)
     subject = load_subject(model, run, dataset=dataset, data_root=data_root, download=download, pretrained=pretrained)
+    needs = [need for suite, opts in requests
+             for need in (suite.prerequisites(opts, subject.data_name) if suite.prerequisites else ())]
     cache = cache if cache is not None else EvalCache.create()
     with opened(store) as db:
-        for suite, opts in requests:
-            baseline = getattr(opts, "baseline", None)
-            if suite.name == "corruptions" and baseline is not None:
-                base_options = {k: v for k, v in options.items() if k in ("corruptions", "severities", "params")}
-                base = load_subject(baseline, run, dataset=subject.data_name, data_root=data_root)
-                run_suites(make_context(base, db, progress=progress, cache=cache),
-                           suite_requests(["clean", "corruptions"], base_options))
+        for need in needs:
+            other = load_subject(need.checkpoint, run, dataset=subject.data_name, data_root=data_root)
+            run_suites(make_context(other, db, progress=progress, cache=cache),
+                       suite_requests(list(need.suites), need.options))
         return run_suites(make_context(subject, db, progress=progress, cache=cache), requests)

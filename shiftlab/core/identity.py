@@ -489,6 +489,89 @@ class AdaptedSummary(_Adapted, TaskIdentity):
         return f"{self.of} summary" + (f" ({self.table})" if self.table else "") + f", adapted: {self.setting().label()}"
 
 
+SPATIAL_MODES: tuple[str, ...] = ("random", "worst-of-k", "grid")
+"""Engstrom et al. 2019's evaluations: one random transform per image, the worst of k random ones, the grid."""
+
+
+@identity_kind("spatial", suite="spatial")
+@dataclass(frozen=True, slots=True)
+class SpatialCell(TaskIdentity):
+    """Rotation × translation (Engstrom et al. 2019, arXiv:1712.02779) within ±``max_rotation`` degrees and
+    ±``max_translation`` pixels at 32 px (scaled to the image side), evaluated in one ``mode``: "random"
+    (one random transform per image; k, rotations and translations None), "worst-of-k" (correct only
+    under all ``k`` random transforms) or "grid" (``rotations`` angles × ``translations``² shifts)."""
+
+    mode: str
+    max_rotation: float
+    max_translation: float
+    k: int | None = None
+    rotations: int | None = None
+    translations: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in SPATIAL_MODES:
+            raise ValueError(f"spatial mode {self.mode!r} is not one of {', '.join(SPATIAL_MODES)}")
+        if not (self.max_rotation >= 0 and self.max_translation >= 0):
+            raise ValueError(f"spatial limits must be non-negative, got {self}")
+        needed = {"random": (False, False, False), "worst-of-k": (True, False, False), "grid": (False, True, True)}
+        given = (self.k, self.rotations, self.translations)
+        if any(need != (v is not None) for need, v in zip(needed[self.mode], given, strict=True)) or \
+                any(v is not None and v < 1 for v in given):
+            raise ValueError(f"a {self.mode} spatial cell needs exactly its own positive sizes, got {self}")
+
+    def columns(self) -> Columns:
+        return Columns(self.suite, self.kind, subject=self.mode,
+                       variant=f"rot={self.max_rotation:g} trans={self.max_translation:g}")
+
+    def label(self) -> str:
+        what = {"random": "random", "worst-of-k": f"worst-of-{self.k}",
+                "grid": f"grid {self.rotations}×{self.translations}×{self.translations}"}[self.mode]
+        return f"{what} ±{self.max_rotation:g}° ±{self.max_translation:g} px@32"
+
+
+@identity_kind("translation", suite="translation")
+@dataclass(frozen=True, slots=True)
+class TranslationCell(TaskIdentity):
+    """The image shrunk by ``scale`` on a canvas of the input's size (Azulay & Weiss 2019, arXiv:1805.12177)
+    and moved ``distance`` pixels (L∞, the 8 compass directions) from the centre, the rest filled by
+    ``fill`` ("zero" or "reflect"); accuracy against the shift (Kauderer-Abrams 2017, Biscione & Bowers 2021)."""
+
+    distance: int
+    scale: float
+    fill: str
+
+    def __post_init__(self) -> None:
+        if self.distance < 0 or not 0 < self.scale <= 1 or self.fill not in ("zero", "reflect"):
+            raise ValueError(f"a translation cell needs distance >= 0, scale in (0, 1] and fill zero|reflect, got {self}")
+
+    def columns(self) -> Columns:
+        return Columns(self.suite, self.kind, subject="canvas",
+                       variant=f"d={self.distance} scale={self.scale:g} fill={self.fill}")
+
+    def label(self) -> str:
+        return f"shift {self.distance} px (scale {self.scale:g}, {self.fill} fill)"
+
+
+@identity_kind("fourier", suite="fourier")
+@dataclass(frozen=True, slots=True)
+class FourierCell(TaskIdentity):
+    """The Fourier heat map (Yin et al. 2019, arXiv:1906.08988): error under x + r·v·U_{i,j} for every basis
+    frequency (i, j) that is a multiple of ``stride``, with L2 norm ``norm`` = r."""
+
+    norm: float
+    stride: int
+
+    def __post_init__(self) -> None:
+        if not (self.norm >= 0 and self.stride >= 1):
+            raise ValueError(f"a Fourier cell needs norm >= 0 and stride >= 1, got {self}")
+
+    def columns(self) -> Columns:
+        return Columns(self.suite, self.kind, subject="fourier-basis", variant=f"r={self.norm:g} stride={self.stride}")
+
+    def label(self) -> str:
+        return f"Fourier heat map r={self.norm:g}" + (f" stride {self.stride}" if self.stride > 1 else "")
+
+
 @identity_kind("certify", suite="certify")
 @dataclass(frozen=True, slots=True)
 class CertifyCell(_OnShift, TaskIdentity):
@@ -517,6 +600,38 @@ class CertifyCell(_OnShift, TaskIdentity):
         cell = self.shift()
         where = "clean" if cell is None else cell.label()
         return f"σ={self.sigma:g} {where}, n={self.n} n0={self.n0} α={self.alpha:g}"
+
+
+@identity_kind("stability", suite="stability")
+@dataclass(frozen=True, slots=True)
+class StabilityCell(TaskIdentity):
+    """One perturbation sequence of ImageNet-P / CIFAR-10-P (Hendrycks & Dietterich 2019, arXiv:1903.12261):
+    how often the prediction flips along its frames (flip probability) and how far the top-5 ranking moves."""
+
+    sequence: str
+
+    def columns(self) -> Columns:
+        return Columns(self.suite, self.kind, subject=self.sequence)
+
+    def label(self) -> str:
+        return f"{self.sequence} sequence"
+
+
+@identity_kind("natural", suite="natural")
+@dataclass(frozen=True, slots=True)
+class NaturalShiftCell(TaskIdentity):
+    """Accuracy on a natural-shift test set with the evaluated data's classes (Taori et al. 2020,
+    arXiv:2007.00644): its registry name and the content fingerprint of exactly the images evaluated, so
+    two copies or two limits of a set never share rows."""
+
+    shifted: str
+    content: str
+
+    def columns(self) -> Columns:
+        return Columns(self.suite, self.kind, subject=self.shifted, variant=self.content[:12])
+
+    def label(self) -> str:
+        return f"{self.shifted} ({self.content[:12]})"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from shiftlab.data import (  # noqa: F401  (registration)
     digits,
     fashion_mnist,
     image_folder,
+    natural,
     ood_sets,
 )
 from shiftlab.data.base import (

@@ -7,9 +7,10 @@ the store by the data's source signature) and registers the model; everything a 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +22,7 @@ from shiftlab.core.progress import EvalProgress, NullProgress
 from shiftlab.core.seeding import make_generator
 from shiftlab.data import ImageDataset, iterate_batches, load_dataset
 from shiftlab.data.fingerprint import content_fingerprint
+from shiftlab.evaluation.blocks import block_ranges
 from shiftlab.evaluation.cache import EvalCache
 from shiftlab.models import ModelCard, is_named, load_model, named_model
 from shiftlab.store import ResultKey, Store
@@ -87,6 +89,25 @@ class EvalContext:
         ds = data if data is not None else self.data
         for i, (x, y) in enumerate(iterate_batches(ds, self.run.batch_size, device=self.device)):
             yield i * self.run.batch_size, x, y
+
+    def images(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Test images [start, stop) and their labels, on the device."""
+        x, y = self.data.get_batch(torch.arange(start, stop))
+        return x.to(self.device), y.to(self.device)
+
+    def stored_blocks(self, identity: TaskIdentity, size: int,
+                      compute: Callable[[int, int, int], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The payload of every block of ``size`` test images under ``identity``, in order. A block the store
+        holds is read back; any other is ``compute(block, start, stop)``, saved as soon as it is done, so a
+        killed run resumes at its first unfinished block. Progress advances by each block's images."""
+        key = self.key(identity)
+        done = self.store.load_batches(key)
+        for b, (start, stop) in enumerate(block_ranges(len(self.data), size)):
+            if b not in done:
+                done[b] = compute(b, start, stop)
+                self.store.save_batch(key, b, done[b])
+            yield done[b]
+            self.progress.advance(stop - start)
 
     def split(self, name: str) -> ImageDataset:
         """Another split of the evaluated dataset ("val" or "train"), loaded once."""

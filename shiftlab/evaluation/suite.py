@@ -6,7 +6,7 @@ builds, the summaries it derives from its stored rows, and the name of its repor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -47,6 +47,17 @@ class NoOptions:
 
 
 @dataclass(frozen=True)
+class Prerequisite:
+    """Another model whose stored rows a suite's summary reads (the mCE or mFR baseline, the reference models
+    of effective robustness): evaluated first, on the same data and seed, on ``suites`` with ``options``
+    (tasks it already has in the store are reused), so the summary only reads the store."""
+
+    checkpoint: str
+    suites: tuple[str, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Suite(Generic[OptionsT]):
     """A registered suite.
 
@@ -59,6 +70,8 @@ class Suite(Generic[OptionsT]):
             under its :class:`~shiftlab.core.identity.Summary` identity (replacing an older one; an
             :class:`~shiftlab.core.identity.AdaptedSummary` per adaptation setting). A
             summary reads the store only: it never trains or loads another model.
+        prerequisites: (options, the evaluated dataset's registry name) -> the other models the summary
+            reads, evaluated first by ``shiftlab.evaluate`` (``app/evaluate.py``).
     """
 
     name: str
@@ -66,6 +79,7 @@ class Suite(Generic[OptionsT]):
     options: type[OptionsT]
     build: Callable[[EvalContext, OptionsT], list[Task]]
     summarize: Callable[[EvalContext, OptionsT, list[TaskRow]], Sequence[tuple[TaskIdentity, TaskResult]]] | None = None
+    prerequisites: Callable[[OptionsT, str], Sequence[Prerequisite]] | None = None
 
     @property
     def flags(self) -> tuple[Flag, ...]:

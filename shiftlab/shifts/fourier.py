@@ -45,8 +45,9 @@ def mirror(k: int, size: int) -> int:
 
 def basis_frequencies(height: int, width: int, stride: int = 1) -> list[tuple[int, int]]:
     """One (i, j) of every mirror pair {(i, j), (−i, −j)} of the centred spectrum, row by row, keeping only
-    frequencies that are multiples of ``stride`` (stride 1: all of them). U_{i,j} = U_{−i,−j}, so these are
-    every distinct basis image."""
+    frequencies that are multiples of ``stride`` (stride 1: all of them). U_{−i,−j} is U_{i,j} shifted by a
+    quarter period (the same frequency pair and norm, cos θ + sin θ instead of cos θ − sin θ), so these
+    cover every frequency pair once."""
     if stride < 1:
         raise UserError(f"the Fourier stride must be a positive integer, got {stride}")
     (ilow, ihigh), (jlow, jhigh) = frequency_range(height), frequency_range(width)

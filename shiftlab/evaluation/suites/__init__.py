@@ -6,5 +6,10 @@ from shiftlab.evaluation.suites import (  # noqa: F401
     certify,
     clean,
     corruptions,
+    fourier,
+    natural,
     ood,
+    spatial,
+    stability,
+    translation,
 )

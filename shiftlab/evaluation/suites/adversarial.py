@@ -23,7 +23,6 @@ from shiftlab.attacks import ATTACKS, ENSEMBLES, Norm, ThreatModel, check_model,
 from shiftlab.core.errors import UserError
 from shiftlab.core.identity import AttackPoint, Summary, eps_display
 from shiftlab.core.seeding import ImageStreams
-from shiftlab.evaluation.blocks import block_ranges
 from shiftlab.evaluation.context import EvalContext
 from shiftlab.evaluation.flags import Flag, parse_budgets, parse_choice, parse_names
 from shiftlab.evaluation.suite import SUITES, Suite, SuiteMeta, Task, TaskResult
@@ -92,26 +91,23 @@ def attack_runner(point: AttackPoint) -> Callable[[EvalContext], TaskResult]:
         budgets = {k: int(v) for k, v in point.budgets}
         threat = ThreatModel(Norm(point.norm), point.eps)
         targeted = any(ATTACKS.meta(name).targeted for name, _ in spec)
-        key = ctx.key(point)
-        done = ctx.store.load_batches(key)
         robust: list[bool] = []
         clean: list[bool] = []
         broken_by: list[str | None] = []
         x0, y0 = ctx.data.get_batch(torch.arange(min(SANITY_IMAGES, len(ctx.data))))
         sanity = check_model(ctx.model, x0.to(ctx.device), y0.to(ctx.device), threat.n_target_classes,
                              targeted).to_dict()
-        for b, (start, stop) in enumerate(block_ranges(len(ctx.data), ATTACK_BLOCK)):
-            if b not in done:
-                x, y = (t.to(ctx.device) for t in ctx.data.get_batch(torch.arange(start, stop)))
-                rng = ImageStreams.for_images(ctx.run.seed, point.key(), torch.arange(start, stop))
-                res = run_ensemble(ctx.model, x, y, threat, spec, rng, ctx.run.batch_size, budgets)
-                done[b] = {"robust": res.robust.tolist(), "clean": res.clean_correct.tolist(),
-                           "broken_by": res.broken_by}
-                ctx.store.save_batch(key, b, done[b])
-            robust += done[b]["robust"]
-            clean += done[b]["clean"]
-            broken_by += done[b]["broken_by"]
-            ctx.progress.advance(stop - start)
+
+        def compute(b: int, start: int, stop: int) -> dict[str, Any]:
+            x, y = ctx.images(start, stop)
+            rng = ImageStreams.for_images(ctx.run.seed, point.key(), torch.arange(start, stop))
+            res = run_ensemble(ctx.model, x, y, threat, spec, rng, ctx.run.batch_size, budgets)
+            return {"robust": res.robust.tolist(), "clean": res.clean_correct.tolist(), "broken_by": res.broken_by}
+
+        for block in ctx.stored_blocks(point, ATTACK_BLOCK, compute):
+            robust += block["robust"]
+            clean += block["clean"]
+            broken_by += block["broken_by"]
         n = len(robust)
         counts: dict[str, int] = defaultdict(int)
         for attack in broken_by:

@@ -27,14 +27,14 @@ from shiftlab.evaluation.corrupted import cell_logits
 from shiftlab.evaluation.flags import Flag, parse_checkpoint
 from shiftlab.evaluation.grid import CORRUPTIONS, PARAMS, SEVERITIES_FLAG, corruption_grid, resolve_table
 from shiftlab.evaluation.metrics import classification_result
-from shiftlab.evaluation.suite import SUITES, Suite, SuiteMeta, Task, TaskResult
+from shiftlab.evaluation.suite import SUITES, Prerequisite, Suite, SuiteMeta, Task, TaskResult
 from shiftlab.models import checkpoint_fingerprint
 from shiftlab.shifts import SEVERITIES, SHIFTS, benchmark_names
 from shiftlab.store import TaskRow
 
 SUITE = "corruptions"
-BASELINE = Flag("baseline", "checkpoint whose corruption errors normalise mCE (evaluated first when needed)",
-                parse_checkpoint, metavar="CHECKPOINT")
+BASELINE = Flag("baseline", "baseline checkpoint that normalises mCE (corruptions) and mFR/mT5D (stability); "
+                "evaluated first when needed", parse_checkpoint, metavar="CHECKPOINT")
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,14 @@ def baseline_terms(ctx: EvalContext, baseline: str, errors: dict[str, dict[int, 
     return info
 
 
+def corruption_prerequisites(opts: CorruptionOptions, data_name: str) -> list[Prerequisite]:
+    """The mCE baseline's clean and corruption rows on the same grid, evaluated first when missing."""
+    if opts.baseline is None:
+        return []
+    grid = {"corruptions": opts.corruptions, "severities": opts.severities, "params": opts.params}
+    return [Prerequisite(opts.baseline, ("clean", SUITE), {k: v for k, v in grid.items() if v is not None})]
+
+
 def summarize_corruptions(ctx: EvalContext, opts: CorruptionOptions,
                           rows: list[TaskRow]) -> list[tuple[TaskIdentity, TaskResult]]:
     table = resolve_table(opts.params, ctx.data.info.image_size)
@@ -148,5 +156,5 @@ def summarize_corruptions(ctx: EvalContext, opts: CorruptionOptions,
 
 SUITES.add(SUITE, Suite(SUITE, "accuracy under the 19 common corruptions × 5 severities (CIFAR-10-C/ImageNet-C "
                                "protocol) with mCE against a baseline", CorruptionOptions, build_corruptions,
-                        summarize_corruptions),
+                        summarize_corruptions, corruption_prerequisites),
            SuiteMeta(("Hendrycks & Dietterich 2019, arXiv:1903.12261",)))

@@ -50,11 +50,17 @@ def _group(board: Leaderboard, indices: list[int], styles: dict[str, ModelStyle]
                                            (_higher(axes[a]), _higher(axes[b]))),
                             f"{axes[a].label} vs {axes[b].label}: ringed and labelled models are non-dominated; "
                             "hover any marker for its model.", ""))
-    complete = [label for label, v in values.items() if all(x is not None for x in v)]
-    if complete:
-        overall = pareto_front(values, [_higher(a) for a in axes])
-        summary = (f"<p>Non-dominated on all axes ({escape(', '.join(a.label for a in axes))}): <b>"
-                   f"{escape(', '.join(sorted(overall)) or 'none')}</b>.</p>")
+    # the overall front: on every axis at least two models have, among the models that have all of them
+    used = [k for k in range(len(axes)) if sum(v[k] is not None for v in values.values()) >= 2]
+    complete = {label: [v[k] for k in used] for label, v in values.items() if all(v[k] is not None for k in used)}
+    if used and complete:
+        overall = pareto_front(complete, [_higher(axes[k]) for k in used])
+        unranked = sorted(set(values) - set(complete))
+        summary = (f"<p>Non-dominated on the axes at least two models have "
+                   f"({escape(', '.join(axes[k].label for k in used))}): <b>"
+                   f"{escape(', '.join(sorted(overall)) or 'none')}</b>."
+                   + (f" Not ranked, for lack of some of these axes: {escape(', '.join(unranked))}." if unranked
+                      else "") + "</p>")
     else:
         summary = note("No model has a value on every axis; fronts are shown per pair of axes for the models "
                        "that have both.")

@@ -12,7 +12,12 @@ from shiftlab.report.views import (  # noqa: F401  (registers)
     certify,
     clean,
     corruptions,
+    fourier,
+    natural,
     ood,
+    spatial,
+    stability,
+    translation,
 )
 from shiftlab.report.views.base import VIEWS, CardContext, SuiteView, ordered, register
 

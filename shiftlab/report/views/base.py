@@ -17,7 +17,9 @@ from shiftlab.report.evaluation import Evaluation
 from shiftlab.report.html.blocks import MISSING, cell, table
 from shiftlab.report.plots.palette import ModelStyle
 from shiftlab.report.plots.svg import FigureSet
-from shiftlab.report.values import Value
+from shiftlab.report.values import Value, missing
+from shiftlab.report.views import artifacts
+from shiftlab.store import TaskRow
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,15 @@ def register(view: SuiteView) -> SuiteView:
 def ordered(views: Registry[SuiteView, None]) -> list[SuiteView]:
     """The views by ``order``, then suite name."""
     return sorted((views.get(name) for name in views.names()), key=lambda v: (v.order, v.suite))
+
+
+def baseline_relative(ev: Evaluation, summary: TaskRow, metric: str, without_baseline: str) -> Value:
+    """A summary metric normalised by a baseline model (mCE, mFR): the stored value, else missing with the
+    reason the summary recorded for the baseline, else ``without_baseline``."""
+    stored = ev.value(summary, metric, "")
+    if stored.value is not None:
+        return stored
+    return missing(str(artifacts.mapping(summary, "baseline").get("missing") or without_baseline))
 
 
 def metric_cell(metric: str, value: float | None) -> str:

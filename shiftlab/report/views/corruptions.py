@@ -21,7 +21,14 @@ from shiftlab.report.plots.curves import severity_curves
 from shiftlab.report.plots.heatmap import heatmap
 from shiftlab.report.values import Value, finite, missing
 from shiftlab.report.views import artifacts
-from shiftlab.report.views.base import CardContext, SuiteView, metric_cell, metrics_table, register
+from shiftlab.report.views.base import (
+    CardContext,
+    SuiteView,
+    baseline_relative,
+    metric_cell,
+    metrics_table,
+    register,
+)
 from shiftlab.store import TaskRow
 
 SUITE = "corruptions"
@@ -75,10 +82,7 @@ def mean_ce(ev: Evaluation) -> Value:
     summary = summary_row(ev, table_name)
     if summary is None:
         return missing(f"no corruptions summary stored for the {table_name} table")
-    stored = ev.value(summary, "mean_ce", "")
-    if stored.value is not None:
-        return stored
-    return missing(str(artifacts.mapping(summary, "baseline").get("missing") or NO_MCE))
+    return baseline_relative(ev, summary, "mean_ce", NO_MCE)
 
 
 def corruption_columns(evaluations: Sequence[Evaluation]) -> list[Column]:
