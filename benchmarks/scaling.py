@@ -15,8 +15,13 @@ with 1 thread, (b) one process with 2 threads, (c) ``torchrun --nproc-per-node 2
 rank); the training loop's own time (the card's epoch seconds: no start-up, validation or test) gives
 images per second.
 
+Evaluation numerics: the zoo's ERM model on clean + 4 corruptions (severity 3) of the first
+``--precision-limit`` test images on ``--device``, in float32, channels-last, bf16 autocast (and fp16
+on CUDA), each into a fresh store: wall time and the accuracies, which autocast may move slightly.
+
     nice -n 10 .venv/bin/python benchmarks/scaling.py --limit 100
     nice -n 10 .venv/bin/python benchmarks/scaling.py --limit 50 --corruptions gaussian_noise,fog --skip-ddp
+    .venv/bin/python benchmarks/scaling.py --skip-grid --skip-ddp --device cuda   # numerics only
 
 Prints the tables, the load average before and after (the machine may be shared), and a final JSON line.
 """
@@ -216,6 +221,38 @@ def ddp_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "wall_s": {r["label"]: r["wall_s"] for r in runs}}
 
 
+def precision_benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The zoo's ERM model on clean + one corruption per family, float32 vs channels-last vs autocast."""
+    import shiftlab
+    from shiftlab.core.devices import resolve_device
+
+    device = resolve_device(args.device)
+    settings: list[tuple[str, str | None, bool]] = [("float32", None, False), ("channels-last", None, True),
+                                                    ("bf16", "bf16", False), ("bf16 + channels-last", "bf16", True)]
+    if device.type == "cuda":
+        settings += [("fp16", "fp16", False), ("fp16 + channels-last", "fp16", True)]
+    options = {"corruptions": "gaussian_noise,defocus_blur,fog,jpeg_compression", "severities": "3"}
+    shiftlab.evaluate("zoo:erm", ["clean", "corruptions"], limit=64, device=str(device), **options)  # warm-up
+    runs = []
+    for label, amp, channels_last in settings:
+        t0 = time.perf_counter()
+        report = shiftlab.evaluate("zoo:erm", ["clean", "corruptions"], store=work / f"precision-{len(runs)}.db",
+                                   limit=args.precision_limit, device=str(device), amp=amp,
+                                   channels_last=channels_last, batch_size=args.precision_batch, **options)
+        seconds = time.perf_counter() - t0
+        clean = next(r.metrics["accuracy"] for r in report.rows if r.suite == "clean")
+        summary = next(r for r in report.rows if r.suite == "corruptions" and r.id.task.columns().is_summary)
+        runs.append({"label": label, "s": seconds, "clean": clean,
+                     "corruption_acc": summary.metrics["mean_corruption_accuracy"]})
+    base = runs[0]["s"]
+    print(f"\nevaluation numerics on {device}: zoo:erm, clean + 4 corruptions at severity 3, "
+          f"{args.precision_limit} images, batch {args.precision_batch}")
+    print(table(["setting", "wall s", "vs float32", "clean acc", "corruption acc"],
+                [[r["label"], f"{r['s']:.2f}", f"{base / r['s']:.2f}x", f"{100 * r['clean']:.2f}",
+                  f"{100 * r['corruption_acc']:.2f}"] for r in runs]))
+    return {"device": str(device), "limit": args.precision_limit, "runs": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=lambda s: s.split(","), default=["erm", "augmix", "pgd-at", "gaussian-noise"])
@@ -228,6 +265,10 @@ def main() -> None:
     parser.add_argument("--skip-ddp", action="store_true")
     parser.add_argument("--ddp-steps", type=int, default=40)
     parser.add_argument("--ddp-batch", type=int, default=128)
+    parser.add_argument("--skip-precision", action="store_true")
+    parser.add_argument("--device", default="auto", help="device of the precision comparison")
+    parser.add_argument("--precision-limit", type=int, default=2000)
+    parser.add_argument("--precision-batch", type=int, default=256)
     args = parser.parse_args()
     load_before = os.getloadavg()
     print(f"{os.cpu_count()} CPUs, CUDA: {torch.cuda.is_available()}, torch {torch.__version__}, "
@@ -239,6 +280,8 @@ def main() -> None:
             result["grid"] = grid_benchmark(args, work)
         if not args.skip_ddp:
             result["ddp"] = ddp_benchmark(args, work)
+        if not args.skip_precision:
+            result["precision"] = precision_benchmark(args, work)
     result["load_after"] = os.getloadavg()[0]
     print(f"\nload average after: {result['load_after']:.2f}")
     print(json.dumps(result, default=str))

@@ -38,20 +38,22 @@ def evaluate(model: str | Path, suites: Sequence[str] = ("clean",), *, store: st
              dataset: str | None = None, data_root: str | Path | None = None, seed: int = 0,
              limit: int | None = None, batch_size: int = 256, device: str = "auto",
              progress: EvalProgress | None = None, download: bool = False, pretrained: str | None = None,
-             **options: Any) -> RunReport:
+             amp: str | None = None, channels_last: bool = False, **options: Any) -> RunReport:
     """Evaluate a checkpoint (a run directory, a weights file with its card, or ``zoo:NAME``) on suites.
 
     ``store`` is a results database path (finished tasks are reused and an interrupted run resumes);
     the default keeps the results in memory only. ``options`` are the suites' options by name
     (``corruptions``, ``severities``, ``params``, ``baseline``, ``norm``, ``eps``, ``attack``,
     ``ood_set``, ...; see ``shiftlab list suites``); values are Python values or the CLI's text.
+    ``amp`` ("bf16", or "fp16" on CUDA) runs the forward passes under autocast and stores the rows as a
+    model of their own ("NAME [bf16]"); ``channels_last`` uses NHWC layout (same rows).
     Returns the run report (tasks run, reused, and every stored row of the suites).
     """
     from shiftlab.app.evaluate import evaluate_model
 
     return evaluate_model(model, list(suites), store=store, dataset=dataset, data_root=data_root, seed=seed,
                           limit=limit, batch_size=batch_size, device=device, progress=progress, options=options,
-                          download=download, pretrained=pretrained)
+                          download=download, pretrained=pretrained, amp=amp, channels_last=channels_last)
 
 
 def train(config: TrainConfig, progress: TrainProgress | None = None, resume: bool | str = False) -> TrainResult:

@@ -53,9 +53,10 @@ def evaluate_model(model: str | Path, suites: Sequence[str], *, store: str | Pat
                    dataset: str | None = None, data_root: str | Path | None = None, seed: int = 0,
                    limit: int | None = None, batch_size: int = 256, device: str = "auto",
                    progress: EvalProgress | None = None, cache: EvalCache | None = None, download: bool = False,
-                   pretrained: str | None = None) -> RunReport:
+                   pretrained: str | None = None, amp: str | None = None, channels_last: bool = False) -> RunReport:
     """Run ``suites`` on ``model`` into ``store`` (see :func:`shiftlab.evaluate`)."""
-    run = RunOptions(seed=seed, limit=limit, batch_size=batch_size, device=device)
+    run = RunOptions(seed=seed, limit=limit, batch_size=batch_size, device=device, amp=amp,
+                     channels_last=channels_last)
     check_options(suites, options)
     requests = suite_requests(suites, options)
     subject = load_subject(model, run, dataset=dataset, data_root=data_root, download=download, pretrained=pretrained)

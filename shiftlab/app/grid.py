@@ -18,6 +18,7 @@ from shiftlab.app.evaluate import evaluate_model, options_for
 from shiftlab.core.identity import DatasetIdentity
 from shiftlab.evaluation.executors import Outcome, make_executor
 from shiftlab.models import checkpoint_fingerprint, is_named
+from shiftlab.models.precision import precision_fingerprint
 from shiftlab.store import ModelRow, Store, TaskRow
 
 
@@ -34,11 +35,14 @@ class EvalJob:
     limit: int | None = None
     batch_size: int = 256
     device: str = "auto"
+    amp: str | None = None
+    channels_last: bool = False
 
     def run(self, store: str | Path | Store) -> list[str]:
         report = evaluate_model(self.model, self.suites, store=store, options=options_for(self.suites, self.options),
                                 dataset=self.dataset, data_root=self.data_root, seed=self.seed, limit=self.limit,
-                                batch_size=self.batch_size, device=self.device)
+                                batch_size=self.batch_size, device=self.device, amp=self.amp,
+                                channels_last=self.channels_last)
         return report.ran
 
 
@@ -109,7 +113,7 @@ def run_grid(jobs: Sequence[EvalJob], store: str | Path, executor: str = "local"
         models = {m.fingerprint: m for m in db.models()}
         payloads = []
         for job in jobs:
-            fp = None if is_named(job.model) else checkpoint_fingerprint(job.model)
+            fp = None if is_named(job.model) else precision_fingerprint(checkpoint_fingerprint(job.model), job.amp)
             seed = db.tasks(fp) if fp is not None else []
             payloads.append((job, seed, [models[fp]] if fp in models else []))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -20,6 +20,9 @@ from shiftlab.cli.render import print_results
 from shiftlab.core.errors import UserError
 from shiftlab.evaluation.suite import all_flags
 from shiftlab.store import TaskRow
+
+if TYPE_CHECKING:
+    from shiftlab.evaluation import RunOptions
 
 DEFAULT_STORE = "results/shiftlab.db"
 STORE_HELP = "results store: a SQLite file, or a PostgreSQL URL (postgresql://user@host:port/db)"
@@ -34,18 +37,21 @@ def rows_to_json(rows: list[TaskRow]) -> list[dict[str, Any]]:
 
 def evaluate(model: str, dataset: str | None, suite: list[str], store: str, data_root: Path | None,
              limit: int | None, seed: int, batch_size: int, device: str, as_json: bool, download: bool,
-             pretrained: str | None, executor: str, jobs: int, ray_address: str | None, **options: Any) -> None:
+             pretrained: str | None, executor: str, jobs: int, ray_address: str | None, amp: str | None,
+             channels_last: bool, **options: Any) -> None:
     """Evaluate a checkpoint on one or more suites; results go to the store, finished tasks are never redone."""
     from shiftlab.app.evaluate import evaluate_model
+    from shiftlab.evaluation import RunOptions
 
     given = {k: v for k, v in options.items() if v not in (None, [], ())}
     if executor != "local":  # one job per suite on the executor, then the (now complete) run shows the rows
-        fan_out(model, suite, store, given, dataset, data_root, limit, seed, batch_size, device, executor, jobs,
-                ray_address)
+        run = RunOptions(seed=seed, limit=limit, batch_size=batch_size, device=device, amp=amp,
+                         channels_last=channels_last)
+        fan_out(model, suite, store, given, dataset, data_root, run, executor, jobs, ray_address)
     with eval_progress() as progress:
         report = evaluate_model(model, suite, store=store, options=given, dataset=dataset, data_root=data_root,
                                 seed=seed, limit=limit, batch_size=batch_size, device=device, progress=progress,
-                                download=download, pretrained=pretrained)
+                                download=download, pretrained=pretrained, amp=amp, channels_last=channels_last)
     if as_json:
         print(json.dumps({"store": str(store), "ran": report.ran, "skipped": report.skipped,
                           "waited": report.waited, "results": rows_to_json(report.rows)}, indent=2))
@@ -59,23 +65,21 @@ def evaluate(model: str, dataset: str | None, suite: list[str], store: str, data
 
 
 def fan_out(model: str, suites: list[str], store: str, options: dict[str, Any], dataset: str | None,
-            data_root: Path | None, limit: int | None, seed: int, batch_size: int, device: str, executor: str,
-            jobs: int, ray_address: str | None) -> None:
+            data_root: Path | None, run: RunOptions, executor: str, jobs: int, ray_address: str | None) -> None:
     """Run the suites as separate jobs on ``executor`` (validated first, like a local run)."""
     from shiftlab.app.evaluate import check_options
     from shiftlab.app.grid import EvalJob, run_grid
-    from shiftlab.evaluation import RunOptions, suite_requests
+    from shiftlab.evaluation import suite_requests
     from shiftlab.evaluation.executors import EXECUTORS, raise_failures
 
     if executor not in EXECUTORS:
         raise UserError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
-    RunOptions(seed=seed, limit=limit, batch_size=batch_size, device=device)
     check_options(suites, options)
     suite_requests(suites, options)
-    grid = [EvalJob(model, (name,), options, dataset, str(data_root) if data_root else None, seed, limit, batch_size,
-                    device) for name in suites]
+    grid = [EvalJob(model, (name,), options, dataset, str(data_root) if data_root else None, run.seed, run.limit,
+                    run.batch_size, run.device, run.amp, run.channels_last) for name in suites]
     with err_console.status(f"{len(grid)} job(s) on the {executor} executor"):
         outcomes = run_grid(grid, store, executor, jobs, ray_address)
     raise_failures(outcomes, f"evaluation on the {executor} executor")
@@ -96,6 +100,10 @@ COMMON = [
     ("seed", int, typer.Option(0, help="base seed of every random draw")),
     ("batch_size", int, typer.Option(256, help="images per forward pass (never changes a number)")),
     ("device", str, typer.Option("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")),
+    ("amp", str, typer.Option(None, help="mixed precision of the forward passes: bf16 (CPU or CUDA) or fp16 (CUDA); "
+                                          "stored as a model of its own, attacks stay float32")),
+    ("channels_last", bool, typer.Option(False, "--channels-last", help="weights and inputs in channels-last "
+                                                                          "layout (the same numbers)")),
     ("as_json", bool, typer.Option(False, "--json", help="print results as JSON")),
     ("executor", str, typer.Option("local", help="where the suites run: local (this process), processes (--jobs "
                                                  "local workers) or ray (a Ray cluster; one job per suite)")),

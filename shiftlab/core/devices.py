@@ -59,3 +59,21 @@ def rank_device(name: str | torch.device, local_rank: int, local_world_size: int
         raise UserError(f"{local_world_size} training processes on this machine but {torch.cuda.device_count()} "
                         f"CUDA device(s); start at most {torch.cuda.device_count()} (--nproc-per-node) or use --device cpu")
     return torch.device("cuda", local_rank)
+
+
+AMP_CHOICES = ("bf16", "fp16")
+AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_amp(amp: str | None, device: str | torch.device) -> None:
+    """Refuse a mixed-precision setting ``device`` cannot run: fp16 needs CUDA (its loss scaler in training,
+    its kernels in evaluation); bf16 runs on the CPU (slowly without bf16 instructions) and on CUDA."""
+    if amp is None:
+        return
+    if amp not in AMP_CHOICES:
+        raise UserError(f"--amp must be {' or '.join(AMP_CHOICES)}, got {amp!r}")
+    kind = str(device).split(":")[0]
+    if amp == "fp16" and kind != "cuda":
+        raise UserError(f"--amp fp16 needs a CUDA device, not {device}; use --amp bf16")
+    if amp == "bf16" and kind not in ("cpu", "cuda"):
+        raise UserError(f"--amp bf16 runs on cpu or cuda, not {device}; drop --amp")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from shiftlab.core.devices import resolve_device
+from shiftlab.core.devices import check_amp, resolve_device
 from shiftlab.core.errors import UserError
 from shiftlab.core.identity import DatasetIdentity, TaskIdentity
 from shiftlab.core.progress import EvalProgress, NullProgress
@@ -24,7 +24,8 @@ from shiftlab.data import ImageDataset, iterate_batches, load_dataset
 from shiftlab.data.fingerprint import content_fingerprint
 from shiftlab.evaluation.blocks import block_ranges
 from shiftlab.evaluation.cache import EvalCache
-from shiftlab.models import ModelCard, is_named, load_model, named_model
+from shiftlab.models import ModelCard, checkpoint_fingerprint, is_named, load_model, named_model
+from shiftlab.models.precision import precision_fingerprint, precision_name, with_precision
 from shiftlab.store import ResultKey, Store
 
 
@@ -37,12 +38,17 @@ class RunOptions:
         limit: evaluate on the first N test images only.
         batch_size: images per forward pass (never changes a number).
         device: "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
+        amp: forward passes under autocast in "bf16" (CPU or CUDA) or "fp16" (CUDA); the model's rows are
+            then stored as a model of their own (``models/precision.py``); attacks stay float32.
+        channels_last: weights and inputs in NHWC layout (the same numbers up to rounding, the same rows).
     """
 
     seed: int = 0
     limit: int | None = None
     batch_size: int = 256
     device: str = "auto"
+    amp: str | None = None
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -51,7 +57,7 @@ class RunOptions:
             raise UserError(f"--limit must be a positive number of images, got {self.limit}")
         if isinstance(self.batch_size, bool) or self.batch_size < 1:
             raise UserError(f"--batch-size must be a positive integer, got {self.batch_size}")
-        resolve_device(self.device)
+        check_amp(self.amp, resolve_device(self.device))
 
 
 @dataclass
@@ -184,7 +190,16 @@ def load_subject(checkpoint: str | Path, run: RunOptions | None = None, *, datas
         name = dataset or card.dataset
         data = load_dataset(name, "test", root=root, limit=run.limit, download=download)
     check_compatible(card, data, name)
-    return Subject(str(checkpoint), model, card, data, name, root, run, device)
+    if run.amp is not None:
+        card = replace(card, fingerprint=precision_fingerprint(card.fingerprint, run.amp),
+                       name=precision_name(card.name or Path(str(checkpoint)).stem, run.amp))
+    return Subject(str(checkpoint), with_precision(model, run.amp, run.channels_last), card, data, name, root, run,
+                   device)
+
+
+def evaluated_fingerprint(checkpoint: str | Path, run: RunOptions) -> str:
+    """The fingerprint ``checkpoint``'s rows are stored under when evaluated with ``run`` (its numerics)."""
+    return precision_fingerprint(checkpoint_fingerprint(checkpoint), run.amp)
 
 
 def make_context(subject: Subject, store: Store, *, progress: EvalProgress | None = None,

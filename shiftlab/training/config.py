@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from shiftlab.core.devices import check_amp
 from shiftlab.core.errors import UserError
 from shiftlab.training.selection import SELECT_METRICS
 
 DEFAULT_LR = {"sgd": 0.1, "adamw": 2e-3}
-AMP_CHOICES = ("bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,7 @@ class TrainConfig:
             raise UserError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 < self.val_fraction < 1.0:
             raise UserError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
-        if self.amp is not None and self.amp not in AMP_CHOICES:
-            raise UserError(f"--amp must be {' or '.join(AMP_CHOICES)}, got {self.amp!r}")
-        device = str(self.device).split(":")[0]
-        if self.amp == "fp16" and device != "cuda":
-            raise UserError(f"--amp fp16 needs a CUDA device (its loss scaler), not {self.device}; use --amp bf16")
-        if self.amp == "bf16" and device not in ("cpu", "cuda"):
-            raise UserError(f"--amp bf16 runs on cpu or cuda, not {self.device}; drop --amp")
+        check_amp(self.amp, self.device)
         if self.train_limit is not None and self.train_limit < self.batch_size:
             raise UserError(f"--train-limit must be at least one batch ({self.batch_size}), got {self.train_limit}")
 

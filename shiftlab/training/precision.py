@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+from shiftlab.core.devices import AMP_DTYPES
 
 
 def float32_block(x: torch.Tensor) -> contextlib.AbstractContextManager[Any]:

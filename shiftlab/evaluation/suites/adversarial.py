@@ -26,6 +26,7 @@ from shiftlab.core.seeding import ImageStreams
 from shiftlab.evaluation.context import EvalContext
 from shiftlab.evaluation.flags import Flag, parse_budgets, parse_choice, parse_names
 from shiftlab.evaluation.suite import SUITES, Suite, SuiteMeta, Task, TaskResult
+from shiftlab.models.precision import float32_model
 from shiftlab.store import TaskRow
 
 SUITE = "adversarial"
@@ -94,14 +95,14 @@ def attack_runner(point: AttackPoint) -> Callable[[EvalContext], TaskResult]:
         robust: list[bool] = []
         clean: list[bool] = []
         broken_by: list[str | None] = []
-        x0, y0 = ctx.data.get_batch(torch.arange(min(SANITY_IMAGES, len(ctx.data))))
-        sanity = check_model(ctx.model, x0.to(ctx.device), y0.to(ctx.device), threat.n_target_classes,
-                             targeted).to_dict()
+        model = float32_model(ctx.model)  # input gradients never in half precision, even under --amp
+        x0, y0 = ctx.images(0, min(SANITY_IMAGES, len(ctx.data)))
+        sanity = check_model(model, x0, y0, threat.n_target_classes, targeted).to_dict()
 
         def compute(b: int, start: int, stop: int) -> dict[str, Any]:
             x, y = ctx.images(start, stop)
             rng = ImageStreams.for_images(ctx.run.seed, point.key(), torch.arange(start, stop))
-            res = run_ensemble(ctx.model, x, y, threat, spec, rng, ctx.run.batch_size, budgets)
+            res = run_ensemble(model, x, y, threat, spec, rng, ctx.run.batch_size, budgets)
             return {"robust": res.robust.tolist(), "clean": res.clean_correct.tolist(), "broken_by": res.broken_by}
 
         for block in ctx.stored_blocks(point, ATTACK_BLOCK, compute):

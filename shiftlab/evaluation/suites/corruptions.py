@@ -22,13 +22,12 @@ from shiftlab.evaluation.adaptation import (
     adapted_summaries,
     adapted_tasks,
 )
-from shiftlab.evaluation.context import EvalContext
+from shiftlab.evaluation.context import EvalContext, evaluated_fingerprint
 from shiftlab.evaluation.corrupted import cell_logits
 from shiftlab.evaluation.flags import Flag, parse_checkpoint
 from shiftlab.evaluation.grid import CORRUPTIONS, PARAMS, SEVERITIES_FLAG, corruption_grid, resolve_table
 from shiftlab.evaluation.metrics import classification_result
 from shiftlab.evaluation.suite import SUITES, Prerequisite, Suite, SuiteMeta, Task, TaskResult
-from shiftlab.models import checkpoint_fingerprint
 from shiftlab.shifts import SEVERITIES, SHIFTS, benchmark_names
 from shiftlab.store import TaskRow
 
@@ -81,7 +80,7 @@ def clean_error(ctx: EvalContext, fingerprint: str) -> float | None:
 def baseline_terms(ctx: EvalContext, baseline: str, errors: dict[str, dict[int, float]], severities: list[int],
                    table: str, metrics: dict[str, float]) -> dict[str, Any]:
     """CE, relative CE and mCE against the baseline's stored rows; the artifact that documents them."""
-    fp = checkpoint_fingerprint(baseline)
+    fp = evaluated_fingerprint(baseline, ctx.run)
     base = errors_by_corruption(ctx.store.tasks(fp, dataset=ctx.dataset, suite=SUITE, seed=ctx.run.seed,
                                                 with_artifacts=False), table)
     e_clean, b_clean = clean_error(ctx, ctx.fingerprint), clean_error(ctx, fp)

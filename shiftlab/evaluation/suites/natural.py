@@ -31,13 +31,13 @@ from shiftlab.core.errors import UserError
 from shiftlab.core.identity import CleanCell, NaturalShiftCell, Summary, TaskIdentity
 from shiftlab.data import DATASETS, ImageDataset, load_dataset
 from shiftlab.data.natural import DERIVED_FROM, NATURAL_SHIFTS, ClassAlignment, align_classes
-from shiftlab.evaluation.context import EvalContext, identify
+from shiftlab.evaluation.context import EvalContext, evaluated_fingerprint, identify
 from shiftlab.evaluation.flags import Flag, items, parse_checkpoint
 from shiftlab.evaluation.forward import forward
 from shiftlab.evaluation.metrics import classification_result
 from shiftlab.evaluation.suite import SUITES, NoOptions, Prerequisite, Suite, SuiteMeta, Task, TaskResult
 from shiftlab.evaluation.suites.clean import build_clean
-from shiftlab.models import checkpoint_fingerprint, read_card, zoo_dir
+from shiftlab.models import read_card, zoo_dir
 from shiftlab.store import TaskRow
 
 SUITE = "natural"
@@ -272,7 +272,7 @@ def references(ctx: EvalContext, opts: NaturalOptions) -> list[Reference]:
     names = {m.fingerprint: m.name for m in ctx.store.models()}
     out: list[Reference] = []
     for checkpoint in reference_checkpoints(opts, ctx.data_name):
-        fp = checkpoint_fingerprint(checkpoint)
+        fp = evaluated_fingerprint(checkpoint, ctx.run)
         if fp != ctx.fingerprint and fp not in {r.fingerprint for r in out}:
             out.append(Reference(checkpoint, fp, names.get(fp) or checkpoint, model_rows(ctx, fp)))
     return out

@@ -32,12 +32,11 @@ from torch import nn
 
 from shiftlab.core.identity import StabilityCell, Summary, TaskIdentity
 from shiftlab.core.seeding import make_generator
-from shiftlab.evaluation.context import EvalContext
+from shiftlab.evaluation.context import EvalContext, evaluated_fingerprint
 from shiftlab.evaluation.corrupted import data_block_size
 from shiftlab.evaluation.flags import Flag, parse_names
 from shiftlab.evaluation.suite import SUITES, Prerequisite, Suite, SuiteMeta, Task, TaskResult
 from shiftlab.evaluation.suites.corruptions import BASELINE
-from shiftlab.models import checkpoint_fingerprint
 from shiftlab.shifts import SEQUENCES
 from shiftlab.shifts.sequences import flip_probability_noise, flip_probability_steps, rank_distance
 from shiftlab.store import TaskRow
@@ -153,7 +152,7 @@ def baseline_rates(ctx: EvalContext, baseline: str, mine: dict[str, dict[str, fl
                    complete: bool, metrics: dict[str, float]) -> dict[str, Any]:
     """FR and T5D rates per sequence, mFR and mT5D against the baseline's stored rows (written into
     ``metrics``); the artifact that documents them, with the reason when mFR is not reported."""
-    fp = checkpoint_fingerprint(baseline)
+    fp = evaluated_fingerprint(baseline, ctx.run)
     base = stored_by_sequence(ctx.store.tasks(fp, dataset=ctx.dataset, suite=SUITE, seed=ctx.run.seed,
                                               with_artifacts=False))
     info: dict[str, Any] = {"fingerprint": fp, "checkpoint": str(baseline),
