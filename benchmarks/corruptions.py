@@ -14,7 +14,8 @@ after, and a final JSON line.
 ``--workers`` threads), at each size of ``--sizes`` (SIZE:N pairs; Fashion-MNIST test images resized
 bilinearly, 3 channels), against imagecorruptions on the same images: the reference runs per corruption
 and severity on the first ``--e2e-ref`` images of each size (SIZE:M pairs; its per-image loop, uint8 out as
-``imagecorruptions.corrupt``) and its time is extrapolated linearly to N. Per-corruption cells use
+``imagecorruptions.corrupt``, each severity's images stacked and written to a .npy file as shiftlab writes
+its own) and its time is extrapolated linearly to N. Per-corruption cells use
 ImageNet-C parameters on both sides (the only ones imagecorruptions has); the wall time of the whole copy is
 also measured with the parameter table `shiftlab corrupt` picks by size (cifar at 32 px).
 
@@ -200,8 +201,7 @@ def end_to_end(args: argparse.Namespace, allocator: bool) -> None:
                 t0 = time.perf_counter()
                 for severity in SEVERITIES:
                     np.random.seed(0)
-                    for im in pil:
-                        np.uint8(ref_fn(im, severity))
+                    np.save(scratch / "reference.npy", np.stack([np.uint8(ref_fn(im, severity)) for im in pil]))
                 ref_measured = time.perf_counter() - t0
                 ref_full = ref_measured * n / n_ref
                 speedup = ref_full / ours

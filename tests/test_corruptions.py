@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shiftlab.core.errors import UserError
+from shiftlab.data.base import DerivedDataset
 from shiftlab.shifts import SHIFTS, TABLES, benchmark_names, ops, resolve_table
 from shiftlab.shifts.blur import disk_blur, disk_kernel, shuffle_index
 from shiftlab.shifts.canny import canny
@@ -326,6 +327,32 @@ def test_jpeg_threads_chunks_and_grey_levels(fmnist_test, monkeypatch):
     assert SHIFTS.get("fog").apply_uint8(torch.zeros(1, 4, 4, 3, dtype=torch.uint8), None) is None
 
 
+def test_pixelate_on_grey_levels_equals_the_float_path_quantised(fmnist_test):
+    """The uint8 path quantises the small image and enlarges it in uint8: the float path's result,
+    quantised by the same rule, at every severity, both tables, gray and RGB, odd sizes."""
+    from shiftlab.data.corrupted_files import grey_levels
+
+    x, _ = fmnist_test.get_batch(torch.arange(12))
+    rgb = F.interpolate(x, size=(45, 37), mode="bilinear").clamp(0, 1).expand(-1, 3, -1, -1)
+    fn = SHIFTS.get("pixelate")
+    for imgs in (x, (rgb * 255).round() / 255):
+        levels = (imgs * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        for table in ("cifar", "imagenet"):
+            for severity in range(1, 6):
+                params = fn.sample_params(imgs, severity, torch.Generator(), table)
+                for rule in ("truncate", "round"):
+                    coded = fn.apply_uint8(levels, params, lambda y, rule=rule: grey_levels(y, rule))
+                    want = grey_levels(fn.apply(levels.permute(0, 3, 1, 2).float() / 255, params), rule)
+                    assert torch.equal(coded, want), (imgs.shape, table, severity, rule)
+
+
+class FloatOnly(DerivedDataset):
+    """A dataset that hands out float images only (no stored grey levels), like a decoded folder."""
+
+    def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.base.get_batch(indices)
+
+
 def test_export_quantisation_and_workers(fmnist_test, tmp_path):
     """Exported files hold the evaluation's corrupted images (block-keyed), truncated like the reference
     datasets (np.uint8 of 255·x) unless asked to round, say which in corrupt.json, and do not depend on
@@ -342,15 +369,18 @@ def test_export_quantisation_and_workers(fmnist_test, tmp_path):
     ds = fmnist_test.subset(torch.arange(40))
     x, _ = ds.get_batch(torch.arange(40))
     clean = torch.round(x * 255).permute(0, 2, 3, 1)
-    names, severities = ["defocus_blur", "gaussian_blur", "jpeg_compression", "shot_noise"], [1, 4]
+    names, severities = ["defocus_blur", "gaussian_blur", "jpeg_compression", "pixelate", "shot_noise"], [1, 4]
+    assert ds.get_levels(torch.arange(40)) is not None  # jpeg and pixelate take their uint8 paths here
     export_corrupted(ds, tmp_path / "t", names, severities, seed=5, table=None, workers=1)
+    export_corrupted(FloatOnly(ds), tmp_path / "f", names, severities, seed=5, table=None, workers=2)
     export_corrupted(ds, tmp_path / "t2", names, severities, seed=5, table=None, workers=2)
     export_corrupted(ds, tmp_path / "r", names, severities, seed=5, table=None, quantize="round")
     assert json.loads((tmp_path / "t" / "corrupt.json").read_text())["quantize"] == "truncate"
     assert json.loads((tmp_path / "r" / "corrupt.json").read_text())["quantize"] == "round"
     for name in names:
-        files = {k: np.load(tmp_path / k / f"{name}.npy") for k in ("t", "t2", "r")}
+        files = {k: np.load(tmp_path / k / f"{name}.npy") for k in ("t", "t2", "r", "f")}
         assert np.array_equal(files["t"], files["t2"]), name
+        assert np.array_equal(files["t"], files["f"]), name  # the float path writes the same levels
         for k, severity in enumerate(severities):
             cell = CorruptionCell(name, severity, "cifar")
             y = torch.cat([corrupt_block(cell, x[start:stop], 5, b)

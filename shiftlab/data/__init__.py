@@ -20,6 +20,7 @@ from shiftlab.data.base import (
     DATASETS,
     DatasetInfo,
     DatasetRequest,
+    DerivedDataset,
     ImageDataset,
     TensorImageDataset,
     iterate_batches,
@@ -63,6 +64,7 @@ def load_dataset(
 
 
 __all__ = [
+    "DerivedDataset",
     "DATASETS",
     "DatasetInfo",
     "DatasetRequest",

@@ -45,6 +45,11 @@ class ImageDataset:
         """Images (float32 in [0, 1], N×C×H×W) and labels (int64) at ``indices``."""
         raise NotImplementedError
 
+    def get_levels(self, indices: torch.Tensor) -> torch.Tensor | None:
+        """The stored grey levels at ``indices`` (uint8 N×H×W×C, channels last) when the images are held as
+        uint8 — ``get_batch`` is then exactly these / 255 — else None."""
+        return None
+
     def subset(self, indices: torch.Tensor, note: str = "") -> ImageDataset:
         """A view of this dataset restricted to ``indices`` (kept in the given order); ``note`` says
         which part it is (shown in cards)."""
@@ -91,6 +96,25 @@ class TensorImageDataset(ImageDataset):
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.images[indices].float().div_(255.0), self._labels[indices]
 
+    def get_levels(self, indices: torch.Tensor) -> torch.Tensor | None:
+        return self.images[indices].permute(0, 2, 3, 1).contiguous()
+
+
+class DerivedDataset(ImageDataset):
+    """A dataset computed image by image from ``base``: the same length and labels; ``info`` defaults to the
+    base's. Subclasses define ``get_batch``."""
+
+    def __init__(self, base: ImageDataset, info: DatasetInfo | None = None) -> None:
+        self.base = base
+        self.info = info if info is not None else base.info
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.base.labels
+
 
 class SubsetImageDataset(ImageDataset):
     """A dataset restricted to some indices of another."""
@@ -114,6 +138,9 @@ class SubsetImageDataset(ImageDataset):
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.base.get_batch(self.indices[indices])
+
+    def get_levels(self, indices: torch.Tensor) -> torch.Tensor | None:
+        return self.base.get_levels(self.indices[indices])
 
     def signature(self) -> str | None:
         base = self.base.signature()

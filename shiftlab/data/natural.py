@@ -57,6 +57,7 @@ from shiftlab.data.base import (
     DatasetInfo,
     DatasetMeta,
     DatasetRequest,
+    DerivedDataset,
     ImageDataset,
     TensorImageDataset,
     file_signature,
@@ -193,19 +194,13 @@ Render = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """(uint8 images, their indices in the source) -> uint8 images of the same shape."""
 
 
-class RenderedDataset(ImageDataset):
+class RenderedDataset(DerivedDataset):
     """A test set re-rendered image by image from an in-memory source, lazily: only the images asked for are
     rendered, and an image is the same whichever batch it is read in."""
 
     def __init__(self, source: TensorImageDataset, render: Render, info: DatasetInfo, signature: str) -> None:
-        self.source, self.render, self.info, self._signature = source, render, info, signature
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self.source.labels
+        super().__init__(source, info)
+        self.source, self.render, self._signature = source, render, signature
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         idx = indices.long().reshape(-1)

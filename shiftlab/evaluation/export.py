@@ -21,20 +21,11 @@ import torch
 
 from shiftlab.core.identity import CorruptionCell
 from shiftlab.data import ImageDataset
-from shiftlab.data.corrupted_files import META_FILE, Quantize, check_quantize, write_grey_levels
+from shiftlab.data.corrupted_files import META_FILE, Quantize, check_quantize, grey_levels, write_grey_levels
 from shiftlab.evaluation.blocks import block_ranges
 from shiftlab.evaluation.corrupted import cell_generator, data_block_size
 from shiftlab.shifts import SHIFTS, resolve_table
 from shiftlab.shifts.ops import torch_worker_pool
-
-
-def input_levels(x: torch.Tensor) -> torch.Tensor:
-    """The grey levels a corruption with a uint8 path codes: ⌊255·x + ½⌋, N×H×W×C (exact for images that
-    came from uint8; ``Corruption.apply_uint8`` of them equals its float ``apply`` of x)."""
-    n, c, h, w = x.shape
-    scaled = torch.empty(n, h, w, c, dtype=x.dtype)
-    torch.mul(x.detach().cpu().permute(0, 2, 3, 1), 255, out=scaled)
-    return scaled.add_(0.5).clamp_(0, 255).to(torch.uint8)
 
 
 def export_corrupted(dataset: ImageDataset, out: Path, corruptions: Sequence[str], severities: Sequence[int],
@@ -43,8 +34,10 @@ def export_corrupted(dataset: ImageDataset, out: Path, corruptions: Sequence[str
     """Write ``dataset`` corrupted by each corruption at each severity in the CIFAR-10-C layout.
 
     Every (corruption, severity, block) is one task on ``workers`` threads (default: torch's thread
-    count), each running torch on one thread; corruptions whose output is grey levels anyway
-    (``Corruption.apply_uint8``: JPEG) code the input levels directly. At most two blocks are in memory.
+    count), each running torch on one thread. When the dataset holds its images as grey levels
+    (``ImageDataset.get_levels``), corruptions with a uint8 path (``Corruption.apply_uint8``: JPEG,
+    pixelate) work on those levels directly, with the same result as the float path quantised by
+    ``quantize``. At most two blocks are in memory.
     Returns the written ``<corruption>.npy`` paths.
     """
     quantize = check_quantize(quantize)
@@ -58,15 +51,21 @@ def export_corrupted(dataset: ImageDataset, out: Path, corruptions: Sequence[str
              for name in corruptions}
     needs_levels = any(fn.uint8_applier is not None for fn in fns.values())
 
-    def corrupt_block(cell: CorruptionCell, k: int, b: int, x: torch.Tensor, levels: torch.Tensor | None,
-                      start: int) -> None:
+    def to_levels(y: torch.Tensor) -> torch.Tensor:
+        return grey_levels(y, quantize)
+
+    def corrupt_block(cell: CorruptionCell, k: int, b: int, x: torch.Tensor | None, levels: torch.Tensor | None,
+                      start: int, count: int) -> None:
         fn = fns[cell.corruption]
-        params = fn.sample_params(x, cell.severity, cell_generator(cell, seed, b, x.device), cell.table)
-        dst = torch.from_numpy(files[cell.corruption][k * n + start:k * n + start + len(x)])
-        coded = fn.apply_uint8(levels, params) if levels is not None else None
+        c, (h, w) = dataset.info.channels, dataset.info.image_size
+        like = x if x is not None else torch.zeros(()).expand(count, c, h, w)  # the shape is all params need
+        params = fn.sample_params(like, cell.severity, cell_generator(cell, seed, b, like.device), cell.table)
+        dst = torch.from_numpy(files[cell.corruption][k * n + start:k * n + start + count])
+        coded = fn.apply_uint8(levels, params, to_levels) if levels is not None else None
         if coded is not None:
             dst.copy_(coded)
             return
+        assert x is not None
         y = fn.apply(x, params)
         if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
             y = y.clone()  # never scale the block the other tasks read
@@ -76,9 +75,12 @@ def export_corrupted(dataset: ImageDataset, out: Path, corruptions: Sequence[str
     with torch_worker_pool(torch.get_num_threads() if workers is None else workers) as pool:
         in_flight: deque[list[Future[None]]] = deque()
         for b, (start, stop) in enumerate(block_ranges(n, data_block_size(dataset))):
-            x, _ = dataset.get_batch(torch.arange(start, stop))
-            levels = input_levels(x) if needs_levels else None
-            in_flight.append([pool.submit(corrupt_block, cell, k, b, x, levels, start) for cell, k in cells])
+            index = torch.arange(start, stop)
+            levels = dataset.get_levels(index) if needs_levels else None
+            all_coded = levels is not None and all(fn.uint8_applier is not None for fn in fns.values())
+            x = None if all_coded else dataset.get_batch(index)[0]  # float images only when a corruption needs them
+            in_flight.append([pool.submit(corrupt_block, cell, k, b, x, levels, start, stop - start)
+                              for cell, k in cells])
             while len(in_flight) > 1:  # at most two blocks in memory
                 for future in in_flight.popleft():
                     future.result()

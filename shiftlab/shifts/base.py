@@ -69,6 +69,14 @@ class ShiftMeta:
 P = TypeVar("P")
 Sampler = Callable[[tuple[int, ...], int, torch.Generator, str], Any]
 Applier = Callable[[torch.Tensor, Any], torch.Tensor]
+LevelRule = Callable[[torch.Tensor], torch.Tensor]
+"""How [0, 1] floats become grey levels: N×C×H×W float -> N×H×W×C uint8 (the exporter's truncate or round)."""
+Uint8Applier = Callable[[torch.Tensor, Any, LevelRule], torch.Tensor]
+
+
+def round_levels(y: torch.Tensor) -> torch.Tensor:
+    """The default grey-level rule: ⌊255·y + ½⌋, channels last."""
+    return torch.mul(y, 255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
 def resolve_table(table: str | None, height: int, width: int) -> str:
@@ -104,7 +112,7 @@ class Corruption(Generic[P]):
     chunked: bool = False  # images are corrupted independently: on CPU, apply runs on chunks of images
     in_range: bool = False  # the applier's output is already in [0, 1] (no final clip)
     gray_applier: Applier | None = None  # rgb_only: closed form of luma(applier(gray stacked to RGB))
-    uint8_applier: Applier | None = None  # output is grey levels anyway: N×H×W×C uint8 in and out (see apply_uint8)
+    uint8_applier: Uint8Applier | None = None  # N×H×W×C uint8 in and out, without the float round trip (apply_uint8)
 
     def _work_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         n, c, h, w = x.shape
@@ -162,16 +170,18 @@ class Corruption(Generic[P]):
                  table: str | None = None) -> torch.Tensor:
         return self.apply(x, self.sample_params(x, severity, generator, table))
 
-    def apply_uint8(self, levels: torch.Tensor, params: P) -> torch.Tensor | None:
-        """``apply`` on grey levels, for corruptions whose result is grey levels anyway (jpeg_compression):
-        N×H×W×C uint8 in (channels last, as files store images), the same out, equal to
-        ``apply(levels / 255)`` scaled back by 255 — without the float round trip. None for the others."""
+    def apply_uint8(self, levels: torch.Tensor, params: P, to_levels: LevelRule = round_levels) -> torch.Tensor | None:
+        """``apply`` on stored grey levels, for corruptions that can skip the float round trip: N×H×W×C uint8 in
+        (channels last, as files store images), the same out, equal to ``to_levels(apply(levels / 255))`` —
+        ``to_levels`` being the caller's rule for turning [0, 1] floats into levels (jpeg_compression's
+        output is levels already; pixelate quantises its small image, then enlarges it in uint8). None for
+        the others."""
         if self.uint8_applier is None:
             return None
         if levels.dtype != torch.uint8 or levels.ndim != 4 or levels.shape[-1] not in (1, 3):
             raise UserError(f"{self.name}.apply_uint8 expects N×H×W×C uint8 grey levels, got {levels.dtype} "
                             f"{tuple(levels.shape)}")
-        return self.uint8_applier(levels, params)
+        return self.uint8_applier(levels, params, to_levels)
 
 
 def slice_params(params: P, n: int, start: int, stop: int) -> P:
@@ -186,15 +196,15 @@ SHIFTS: Registry[Corruption[Any], ShiftMeta] = Registry("shift")
 
 
 def register(name: str, sampler: Sampler, applier: Applier, meta: ShiftMeta, *, chunked: bool | None = None,
-             in_range: bool = False, gray: Applier | None = None, uint8: Applier | None = None) -> Corruption[Any]:
+             in_range: bool = False, gray: Applier | None = None, uint8: Uint8Applier | None = None) -> Corruption[Any]:
     """Register a corruption under ``name`` (a duplicate raises).
 
     ``chunked`` (default: ``meta.deterministic``) declares that every image is corrupted independently and
     that per-image params are tensors leading with the batch, so ``apply`` may run on CPU in chunks of
     images; ``in_range`` declares that the applier's output never leaves [0, 1]; ``gray`` (rgb_only
     corruptions) is the closed form of the grayscale rule, luma of the corrupted RGB-equivalent, on
-    N×1×H×W (its output is clipped like the applier's); ``uint8`` is the applier on N×H×W×C grey levels of
-    a corruption whose output is grey levels (``Corruption.apply_uint8``; not for rgb_only ones)."""
+    N×1×H×W (its output is clipped like the applier's); ``uint8`` is the applier on N×H×W×C grey levels
+    (``Corruption.apply_uint8``; not for rgb_only ones)."""
     if uint8 is not None and meta.rgb_only:
         raise ValueError(f"{name}: a uint8 applier works on the stored channels; rgb_only corruptions have none")
     corruption: Corruption[Any] = Corruption(name, sampler, applier, meta.rgb_only,

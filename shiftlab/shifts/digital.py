@@ -6,12 +6,13 @@ closed form: every RGB channel is V·(1 − S·t_c) with t_c fixed by the hue, s
 pixel and changing S moves each channel along (V − x_c)/(V − min). jpeg_compression really encodes and
 decodes: the batch is rounded to uint8 and passed as a list of tensors to torchvision.io.encode_jpeg /
 decode_jpeg (libjpeg, quality from the table; CPU; gray images are encoded as one-channel JPEG); the
-rounding writes channels-last memory directly, which libjpeg reads without a copy. Chunks of a few images
+batch is rounded in its own layout and copied plane by plane into a channels-last uint8 buffer, which
+libjpeg reads without a copy. Chunks of a few images
 are rounded, coded and copied back on a thread pool of torch's thread count (the codec releases the GIL),
 and ``Corruption.apply_uint8`` codes stored grey levels without the float round trip. torchvision
 deprecated these ops in 0.29; where they are gone, Pillow's codec (the reference's own) does the same.
 pixelate reproduces PIL's BOX windows (down and up): one ``embedding_bag`` (weighted sum of gathered
-rows) per axis down, row gathers up.
+rows) per axis down, row gathers up; on stored grey levels it enlarges the quantised small image in uint8.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from shiftlab.shifts import ops
-from shiftlab.shifts.base import LUMA, ShiftMeta, register
+from shiftlab.shifts.base import LUMA, LevelRule, ShiftMeta, register
 from shiftlab.shifts.tables import params as table_params
 
 
@@ -193,8 +194,9 @@ def apply_jpeg(x: torch.Tensor, p: JpegParams) -> torch.Tensor:
     return out.to(x.device)
 
 
-def apply_jpeg_uint8(levels: torch.Tensor, p: JpegParams) -> torch.Tensor:
-    """``apply_jpeg`` on N×H×W×C uint8 grey levels: encode, decode, no float conversions."""
+def apply_jpeg_uint8(levels: torch.Tensor, p: JpegParams, to_levels: LevelRule) -> torch.Tensor:
+    """``apply_jpeg`` on N×H×W×C uint8 grey levels: encode, decode, no float conversions (the output is
+    levels already, so ``to_levels`` has nothing to do)."""
     n, h, w, c = levels.shape
     src = levels.cpu().contiguous()
     out = torch.empty(src.shape, dtype=torch.uint8)
@@ -270,17 +272,34 @@ def sample_pixelate(shape: tuple[int, ...], severity: int, g: torch.Generator, t
     return PixelateParams(float(table_params("pixelate", table, severity)))
 
 
-def apply_pixelate(x: torch.Tensor, p: PixelateParams) -> torch.Tensor:
-    """PIL ``resize((int(W·c), int(H·c)), BOX)`` then back to H×W; imagecorruptions up-samples with
-    NEAREST and the original scripts with BOX, which are the same map when enlarging (see box_windows).
-    Down-sampling: rows, then columns on the transposed batch (row gathers are far faster than gathers
-    along the contiguous axis); the small image is clipped, then copied back up (columns, then rows), so
-    the output needs no clipping of its own."""
+def pixelate_small(x: torch.Tensor, p: PixelateParams) -> torch.Tensor:
+    """The down-sampled, clipped N×C×int(H·c)×int(W·c) image of pixelate: PIL ``resize(..., BOX)``, rows,
+    then columns on the transposed batch (row gathers are far faster than gathers along the contiguous axis)."""
     h, w = x.shape[-2:]
     sh, sw = max(int(h * p.factor), 1), max(int(w * p.factor), 1)
     small = box_resize_rows(x, sh).transpose(-1, -2).contiguous()  # N×C×W×sh
-    small = box_resize_rows(small, sw).transpose(-1, -2).clamp(0.0, 1.0)  # N×C×sh×sw
-    return box_resize_rows(small.index_select(-1, nearest_index(sw, w, x.device)), h)
+    return box_resize_rows(small, sw).transpose(-1, -2).clamp(0.0, 1.0)  # N×C×sh×sw
+
+
+def apply_pixelate(x: torch.Tensor, p: PixelateParams) -> torch.Tensor:
+    """PIL ``resize((int(W·c), int(H·c)), BOX)`` then back to H×W; imagecorruptions up-samples with
+    NEAREST and the original scripts with BOX, which are the same map when enlarging (see box_windows):
+    the small image is copied back up (columns, then rows), so the output needs no clipping of its own."""
+    h, w = x.shape[-2:]
+    small = pixelate_small(x, p)
+    return box_resize_rows(small.index_select(-1, nearest_index(small.shape[-1], w, x.device)), h)
+
+
+def apply_pixelate_uint8(levels: torch.Tensor, p: PixelateParams, to_levels: LevelRule) -> torch.Tensor:
+    """``apply_pixelate`` on N×H×W×C grey levels: the small image is computed from levels / 255 as the float
+    path does, turned into levels by ``to_levels``, and enlarged by gathering uint8 pixels (enlarging only
+    copies pixels, so quantising before it equals quantising after)."""
+    h, w = levels.shape[1:3]
+    x = levels.permute(0, 3, 1, 2).float().div_(255.0)  # channels-last float: the first resize reads it as is
+    small = to_levels(pixelate_small(x, p))  # N×sh×sw×C uint8
+    cols = nearest_index(small.shape[2], w, levels.device)
+    rows = nearest_index(small.shape[1], h, levels.device)
+    return small.index_select(2, cols).index_select(1, rows)  # columns on the small image, then whole rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +355,8 @@ register("brightness", _scalar("brightness"), apply_brightness,  # type: ignore[
 register("contrast", _scalar("contrast"), apply_contrast,  # type: ignore[arg-type]
          ShiftMeta("digital", deterministic=True))
 register("elastic_transform", sample_elastic, apply_elastic, ShiftMeta("digital"), chunked=True)
-register("pixelate", sample_pixelate, apply_pixelate, ShiftMeta("digital", deterministic=True), in_range=True)
+register("pixelate", sample_pixelate, apply_pixelate, ShiftMeta("digital", deterministic=True), in_range=True,
+         uint8=apply_pixelate_uint8)
 register("jpeg_compression", sample_jpeg, apply_jpeg, ShiftMeta("digital", deterministic=True), in_range=True,
          uint8=apply_jpeg_uint8)
 register("saturate", sample_saturate, apply_saturate, ShiftMeta("extra", deterministic=True, rgb_only=True),

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from shiftlab.core.errors import UserError
 from shiftlab.core.identity import CorruptionCell, OODPair, Summary
-from shiftlab.data import DATASETS, ImageDataset, load_dataset
+from shiftlab.data import DATASETS, DerivedDataset, ImageDataset, load_dataset
 from shiftlab.evaluation.context import EvalContext
 from shiftlab.evaluation.corrupted import corrupted_batches
 from shiftlab.evaluation.flags import Flag
@@ -82,19 +82,12 @@ class OODOptions:
     FLAGS = (OOD_SET, PARAMS)
 
 
-class MatchedDataset(ImageDataset):
+class MatchedDataset(DerivedDataset):
     """An OOD dataset resized (bilinear) and channel-matched (gray repeated / RGB to luma) to ``info``."""
 
     def __init__(self, base: ImageDataset, channels: int, size: tuple[int, int]) -> None:
-        self.base, self.channels, self.size = base, channels, size
-        self.info = base.info
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return self.base.labels
+        super().__init__(base)
+        self.channels, self.size = channels, size
 
     def get_batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.base.get_batch(indices)
