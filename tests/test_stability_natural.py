@@ -11,9 +11,18 @@ import pytest
 import torch
 from torch import nn
 
+from shiftlab.adapt import adapter_args
 from shiftlab.app.evaluate import evaluate_model
 from shiftlab.core.errors import UserError
-from shiftlab.core.identity import CleanCell, NaturalShiftCell, StabilityCell, Summary
+from shiftlab.core.identity import (
+    AdaptedCell,
+    AdaptedNaturalCell,
+    AdaptedSummary,
+    CleanCell,
+    NaturalShiftCell,
+    StabilityCell,
+    Summary,
+)
 from shiftlab.data import TensorImageDataset, load_dataset
 from shiftlab.evaluation import EvalContext, RunOptions, run_suites, suite_requests
 from shiftlab.evaluation.context import identify
@@ -216,6 +225,48 @@ def test_natural_suite_accuracy_and_effective_robustness_follow_their_definition
     again = evaluate_model("zoo:augmix", ["natural"], store=path, limit=LIMIT, device="cpu",
                            options={"reference": REFERENCES})
     assert again.ran == []  # the references' rows and the model's are all reused
+
+
+def test_natural_suite_under_adaptation_sits_next_to_the_source_rows(evaluated, tmp_path):
+    """--adapt on the natural suite: adapted rows for the in-distribution set and every shifted set, equal to
+    adapting by hand; a summary per setting with the gain and the effective robustness against the same fit."""
+    path, rows = evaluated
+    report = evaluate_model("zoo:augmix", ["natural"], store=path, limit=LIMIT, device="cpu",
+                            options={"reference": REFERENCES, "adapt": "bn-adapt", "adapt_batch_size": "32"})
+    assert len(report.ran) == 3  # adapted: the in-distribution set and the two shifted sets; the rest reused
+    by_task = {r.id.task: r for r in report.rows}
+    model, _ = load_model("zoo:augmix")
+    for name in ("fashion-mnist-sketch", None):
+        data = load_dataset(name or "fashion-mnist", "test", limit=LIMIT)
+        x, y = data.get_batch(torch.arange(LIMIT))
+        adapter = adapter_args("bn-adapt").prepare(model)
+        correct = 0
+        for i in range(0, LIMIT, 32):  # episodic: statistics of each batch of 32 alone
+            adapter.reset()
+            correct += int((adapter.step(x[i:i + 32]).argmax(1) == y[i:i + 32]).sum())
+        if name is None:
+            row = next(r for t, r in by_task.items() if isinstance(t, AdaptedCell) and t.of == "natural")
+        else:
+            cell, row = next((t, r) for t, r in by_task.items() if isinstance(t, AdaptedNaturalCell) and t.shifted == name)
+            assert cell.unadapted() in by_task  # the unadapted row of the same images sits next to it
+        assert row.metrics["accuracy"] == correct / LIMIT, name
+    source = next(r for r in rows if r.id.task == Summary("natural")).metrics
+    summary = next(r for t, r in by_task.items() if isinstance(t, AdaptedSummary) and t.of == "natural").metrics
+    sketch = next(r for t, r in by_task.items() if isinstance(t, AdaptedNaturalCell) and t.shifted == "fashion-mnist-sketch")
+    key = "fashion-mnist-sketch"
+    assert summary[f"shifted_accuracy/{key}"] == sketch.metrics["accuracy"]
+    assert summary[f"adaptation_gain/{key}"] == pytest.approx(sketch.metrics["accuracy"] - source[f"shifted_accuracy/{key}"])
+    slope, intercept = source[f"fit_slope/{key}"], source[f"fit_intercept/{key}"]
+    id_acc = summary["in_distribution_accuracy"]
+    predicted = PHI.cdf(slope * PHI.inv_cdf(clip_accuracy(id_acc, LIMIT)) + intercept)
+    assert summary[f"effective_robustness/{key}"] == pytest.approx(sketch.metrics["accuracy"] - predicted)
+    with Store(path) as store:
+        write_report(store, tmp_path / "out", "html")
+    card = next(p.read_text() for p in (tmp_path / "out").glob("model-*.html") if "small-cnn-augmix on" in p.read_text())
+    assert "Under test-time adaptation" in card and "adaptation_gain" in card
+    with pytest.raises(UserError, match="need --adapt"):
+        evaluate_model("zoo:augmix", ["natural"], store=path, limit=LIMIT, device="cpu",
+                       options={"reference": "none", "adapt_batch_size": "32"})
 
 
 def test_mfr_is_the_mean_of_fp_over_the_baselines_fp(evaluated):

@@ -244,6 +244,39 @@ def test_demo_zoo_step_evaluates_the_zoo_and_shows_the_checks(tmp_path, fmnist_c
         assert {r.id.dataset.label for r in db.tasks()} == {"fashion-mnist[:32]"}
 
 
+def test_demo_shift_family_steps_run_and_store_their_rows(tmp_path, fmnist_checkpoint, monkeypatch):
+    from shiftlab.app.demo import (
+        DEMO_STEPS,
+        DemoRun,
+        adaptation_step,
+        certify_step,
+        natural_step,
+        spatial_step,
+        stability_step,
+    )
+
+    steps = [spatial_step, stability_step, natural_step, adaptation_step, certify_step]
+    assert all(step in DEMO_STEPS for step in steps) and DEMO_STEPS[-1].__name__ == "report_step"
+    zoo = tmp_path / "zoo"
+    for name in ("erm", "pgd-at", "mixup", "gaussian-smoothing"):
+        shutil.copytree(ZOO_DIR / name, zoo / name)
+    monkeypatch.setenv("SHIFTLAB_ZOO", str(zoo))
+    presenter = RecordingPresenter()
+    run = DemoRun(tmp_path, fmnist_checkpoint, tmp_path / "demo.db", presenter, limit=16)
+    for step in steps:
+        step(run)
+    shown = [value for kind, value in presenter.shown if kind == "results"]
+    assert len(shown) == len(steps) and all(rows for _, rows in shown)
+    suites = {title: {r.suite for r in rows} for title, rows in shown}
+    assert set().union(*suites.values()) >= {"spatial", "translation", "fourier", "stability", "natural",
+                                             "corruptions", "certify"}
+    with Store(tmp_path / "demo.db") as db:
+        kinds = {type(r.id.task).__name__ for r in db.tasks()}
+        certified = {m.name for m in db.models() if db.tasks(m.fingerprint, suite="certify")}
+    assert {"AdaptedCell", "AdaptedSummary", "CertifyCell", "StabilityCell", "NaturalShiftCell"} <= kinds
+    assert certified == {"small-cnn-gaussian-smoothing"}
+
+
 def test_zoo_evaluate_in_two_processes_fills_one_store(tmp_path):
     zoo = tmp_path / "zoo"
     for name in ("erm", "pgd-at"):

@@ -1,5 +1,7 @@
 """`make demo`: train a quick small-cnn on Fashion-MNIST, run the five core suites on it (clean,
-corruptions, adversarial, calibration, OOD), evaluate the zoo with the same protocol, and write the report.
+corruptions, adversarial, calibration, OOD), evaluate the zoo with the same protocol, run the other shift
+families on the quick model (spatial, translation, Fourier, stability, natural shift, test-time adaptation)
+and certification on the zoo's noise-trained model, and write the report.
 
 Each later feature adds one step to ``DEMO_STEPS``. Reruns reuse the trained checkpoint and every
 finished task in the store, so an interrupted demo resumes. The demo talks to the terminal only
@@ -31,6 +33,7 @@ from shiftlab.training import TrainConfig, train
 DEMO_LIMIT = 200
 QUICK_TRAIN_LIMIT = 20_000  # the demo's own model: one epoch on the first 20k training images
 DEMO_EPS = (0.05, 0.1, 0.2)  # the demo model's adversarial curve over several budgets
+CERTIFY_LIMIT = 50  # certification draws 1,100 noisy copies per image
 
 
 @dataclass
@@ -86,6 +89,41 @@ def ood_step(run: DemoRun) -> None:
     run.evaluate("OOD detection (ID = Fashion-MNIST test)", ["ood"])
 
 
+def spatial_step(run: DemoRun) -> None:
+    """spatial robustness (Engstrom et al. 2019; random and worst-of-10 within ±30°, ±3 px), accuracy vs translation
+    on a larger canvas, and the Fourier heat map (Yin et al. 2019; every other frequency)"""
+    run.evaluate("spatial, translation and Fourier sensitivity", ["spatial", "translation", "fourier"],
+                 spatial_modes="random,worst-of-k", fourier_stride="2")
+
+
+def stability_step(run: DemoRun) -> None:
+    """prediction stability along ImageNet-P-style perturbation sequences: flip probability, mFR against the zoo's ERM"""
+    run.evaluate("perturbation stability (flip rates)", ["stability"], baseline="zoo:erm")
+
+
+def natural_step(run: DemoRun) -> None:
+    """natural-style shift (re-rendered test sets) and effective robustness against the zoo's probit-linear fit"""
+    run.evaluate("natural shift and effective robustness", ["natural"])
+
+
+def adaptation_step(run: DemoRun) -> None:
+    """test-time adaptation: BatchNorm statistics re-estimated on each batch of severity-5 corrupted images"""
+    run.evaluate("test-time adaptation (BN, severity 5)", ["corruptions"], severities="5", adapt="bn-adapt")
+
+
+def certify_step(run: DemoRun) -> None:
+    """certified L2 robustness by randomized smoothing (Cohen et al. 2019) of the zoo's noise-trained model,
+    clean and under fog (n = 1,000 samples per image, first 50 images)"""
+    t0 = time.perf_counter()
+    with run.presenter.eval_progress() as progress:
+        report = evaluate_model("zoo:gaussian-smoothing", ["certify"], store=run.store_path,
+                                options=options_for(["certify"], {"sigma": "0.25", "n": "1000", "n0": "100",
+                                                                  "corruptions": "fog", "severities": "3"}),
+                                limit=min(run.limit, CERTIFY_LIMIT), device="cpu", progress=progress, cache=run.cache)
+    run.presenter.results("certified robustness (zoo:gaussian-smoothing, σ = 0.25)", report.rows)
+    run.timings["certify"] = time.perf_counter() - t0
+
+
 def zoo_step(run: DemoRun) -> None:
     """the zoo: models shiftlab trained (every recipe, three architectures), evaluated with the same protocol"""
     t0 = time.perf_counter()
@@ -115,6 +153,7 @@ def report_step(run: DemoRun) -> None:
 
 
 DEMO_STEPS: list[DemoStep] = [clean_step, adversarial_step, corruptions_step, calibration_step, ood_step, zoo_step,
+                              spatial_step, stability_step, natural_step, adaptation_step, certify_step,
                               report_step]  # keep the report last
 
 

@@ -424,13 +424,17 @@ class _Adapted:
     def setting(self) -> AdaptSetting:
         return AdaptSetting(self.adapter, self.args, self.batch_size, self.mode, self.order)
 
+    def __post_init__(self) -> None:
+        self.setting()  # validates the setting fields
+
 
 @identity_kind("adapted", suite="")
 @dataclass(frozen=True, slots=True)
 class AdaptedCell(_Adapted, _OnShift, TaskIdentity):
     """The clean test set (corruption, severity and table None) or one corruption cell, predicted under
-    test-time adaptation (``shiftlab.adapt``) in the suite ``of`` (corruptions or calibration), next to
-    that suite's unadapted row; the setting fields are those of :class:`AdaptSetting`."""
+    test-time adaptation (``shiftlab.adapt``) in the suite ``of`` (corruptions, calibration, or natural for
+    its in-distribution accuracy), next to that suite's unadapted row; the setting fields are those of
+    :class:`AdaptSetting`."""
 
     of: str
     corruption: str | None
@@ -474,9 +478,6 @@ class AdaptedSummary(_Adapted, TaskIdentity):
     batch_size: int
     mode: str
     order: str | None
-
-    def __post_init__(self) -> None:
-        self.setting()
 
     @property
     def suite(self) -> str:
@@ -632,6 +633,30 @@ class NaturalShiftCell(TaskIdentity):
 
     def label(self) -> str:
         return f"{self.shifted} ({self.content[:12]})"
+
+
+@identity_kind("adapted-natural", suite="natural")
+@dataclass(frozen=True, slots=True)
+class AdaptedNaturalCell(_Adapted, TaskIdentity):
+    """A natural-shift test set (:class:`NaturalShiftCell`'s name and content) predicted under test-time
+    adaptation, next to its unadapted row; the setting fields are those of :class:`AdaptSetting`."""
+
+    shifted: str
+    content: str
+    adapter: str
+    args: tuple[tuple[str, float], ...]
+    batch_size: int
+    mode: str
+    order: str | None
+
+    def unadapted(self) -> NaturalShiftCell:
+        return NaturalShiftCell(self.shifted, self.content)
+
+    def columns(self) -> Columns:
+        return Columns(self.suite, self.kind, subject=self.shifted, variant=self.adapter)
+
+    def label(self) -> str:
+        return f"{self.unadapted().label()}, adapted: {self.setting().label()}"
 
 
 # ---------------------------------------------------------------------------------------------

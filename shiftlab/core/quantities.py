@@ -89,7 +89,7 @@ for _name, _q in (
     ("relative_mean_ce", Quantity("ratio", False, (None, None), "relative mCE")),
     ("seconds_per_image", Quantity("value", False, (0.0, None), "test-time adaptation wall time per image (s)")),
     ("unadapted_mean_corruption_error", Quantity("fraction", False, _UNIT, "mean corruption error of the same cells without adaptation")),
-    ("adaptation_gain", Quantity("fraction", True, (-1.0, 1.0), "mean corruption error without adaptation minus with it")),
+    ("adaptation_gain", Quantity("fraction", True, (-1.0, 1.0), "what test-time adaptation gains: top-1 error without adaptation minus with it (accuracy with minus without)")),
     ("certified_accuracy", Quantity("fraction", True, _UNIT, "certified accuracy: correct with a certified L2 radius of at least r (Cohen et al. 2019)")),
     ("acr", Quantity("value", True, (0.0, None), "average certified L2 radius, 0 for wrong or abstained images (Zhai et al. 2020)")),
     ("abstention_rate", Quantity("fraction", False, _UNIT, "fraction of images the smoothed classifier abstains on")),

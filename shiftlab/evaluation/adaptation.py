@@ -1,11 +1,12 @@
-"""Test-time adaptation inside the suites that read corruption cells (corruptions, calibration): the
-shared ``--adapt`` flags, the validated setting, the adapted logits of a cell and the per-setting
-summaries. The adapters themselves are in ``shiftlab/adapt/``.
+"""Test-time adaptation inside the suites (corruptions, calibration, natural): the shared ``--adapt``
+flags, the validated setting, the adapted logits of a cell or test set and the per-setting summaries.
+The adapters themselves are in ``shiftlab/adapt/``.
 
 With ``--adapt NAME`` a suite adds, next to each of its unadapted tasks, an
-:class:`~shiftlab.core.identity.AdaptedCell` task: the same images (the one corruption path,
-``evaluation/corrupted.py``) predicted by an adapter working on a copy of the model (the evaluated
-model is never touched). The cell's images are fed in ascending test-set index in batches of
+:class:`~shiftlab.core.identity.AdaptedCell` task (an
+:class:`~shiftlab.core.identity.AdaptedNaturalCell` for a natural-shift set): the same images (the one
+corruption path, ``evaluation/corrupted.py``, or the shifted set) predicted by an adapter working on a
+copy of the model (the evaluated model is never touched). The cell's images are fed in ascending test-set index in batches of
 ``--adapt-batch-size``; online adaptation carries its state across the cell's batches and starts
 afresh at every cell, episodic adaptation resets before every batch. Unlike ``--batch-size``, the
 adaptation batch changes the numbers, so it is part of the identity, with the adapter, all its
@@ -33,6 +34,7 @@ from shiftlab.core.identity import (
     TaskIdentity,
 )
 from shiftlab.core.seeding import ImageStreams
+from shiftlab.data import ImageDataset
 from shiftlab.evaluation.blocks import rebatch
 from shiftlab.evaluation.context import EvalContext
 from shiftlab.evaluation.corrupted import corrupted_blocks
@@ -143,11 +145,12 @@ def adaptation(opts: AdaptOptions) -> Adaptation | None:
     return Adaptation(args, meta, AdaptSetting(name, args.items(), batch, mode.value, order))
 
 
-def adapted_logits(ctx: EvalContext, adaptation: Adaptation, cell: CorruptionCell | None
-                   ) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """(logits, labels, adaptation seconds) of the adapted model on a corruption cell or (None) the clean
-    test set; computed once per model, data, seed, cell and setting (shared by the suites)."""
-    where = "clean" if cell is None else cell.key()
+def adapted_logits(ctx: EvalContext, adaptation: Adaptation, cell: CorruptionCell | None,
+                   shifted: tuple[str, ImageDataset] | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(logits, labels, adaptation seconds) of the adapted model on a corruption cell, (None) the clean
+    test set, or ``shifted`` = (its identity key, images), another test set; computed once per model, data,
+    seed, images and setting (shared by the suites)."""
+    where = shifted[0] if shifted is not None else "clean" if cell is None else cell.key()
     key = (ctx.fingerprint, ctx.dataset.key(), ctx.run.seed, str(ctx.device), where, adaptation.setting)
     hit = ctx.cache.logits.get(key)
     if hit is not None:
@@ -155,7 +158,8 @@ def adapted_logits(ctx: EvalContext, adaptation: Adaptation, cell: CorruptionCel
         return hit[0], hit[1], float(hit[2])
     adapter = adaptation.args.prepare(ctx.model)
     feed = ctx.run.batch_size if adaptation.meta.single_image else adaptation.setting.batch_size
-    parts = corrupted_blocks(ctx, cell) if cell is not None else ctx.batches()
+    parts = (ctx.batches(shifted[1]) if shifted is not None else
+             corrupted_blocks(ctx, cell) if cell is not None else ctx.batches())
     logits, labels, seconds = [], [], 0.0
     for start, x, y in rebatch(parts, feed):
         if adaptation.mode is Mode.EPISODIC:
@@ -182,19 +186,10 @@ def adapted_tasks(ctx: EvalContext, adaptation: Adaptation | None, suite: str, c
     if adaptation is None:
         return []
     adaptation.args.prepare(ctx.model)
-    setting = adaptation.setting
-    common = {"adapter": setting.adapter, "args": dict(setting.args), "batch_size": setting.batch_size,
-              "mode": setting.mode, "order": setting.order, "paper": f"{adaptation.meta.paper}, arXiv:{adaptation.meta.arxiv}",
-              "seed": ctx.run.seed}
+    common = adapted_params(ctx, adaptation)
 
     def run(cell: CorruptionCell | None) -> Callable[[EvalContext], TaskResult]:
-        def compute(c: EvalContext) -> TaskResult:
-            logits, labels, seconds = adapted_logits(c, adaptation, cell)
-            result = score(c, logits, labels)
-            result.metrics["seconds_per_image"] = seconds / max(1, len(labels))
-            return result
-
-        return compute
+        return adapted_runner(adaptation, cell, None, score)
 
     tasks = []
     for cell in cells:
@@ -203,6 +198,26 @@ def adapted_tasks(ctx: EvalContext, adaptation: Adaptation | None, suite: str, c
             "table": cell.table}
         tasks.append(Task(adaptation.identity(suite, cell), {**shift, **common}, run(cell)))
     return tasks
+
+
+def adapted_params(ctx: EvalContext, adaptation: Adaptation) -> dict[str, Any]:
+    """The params every adapted task stores: the setting, the paper and the seed."""
+    s = adaptation.setting
+    return {"adapter": s.adapter, "args": dict(s.args), "batch_size": s.batch_size, "mode": s.mode, "order": s.order,
+            "paper": f"{adaptation.meta.paper}, arXiv:{adaptation.meta.arxiv}", "seed": ctx.run.seed}
+
+
+def adapted_runner(adaptation: Adaptation, cell: CorruptionCell | None, shifted: tuple[str, ImageDataset] | None,
+                   score: Score) -> Callable[[EvalContext], TaskResult]:
+    """A task's run: the adapted logits (see ``adapted_logits``) scored like the unadapted task, with the
+    adaptation's time per image."""
+    def compute(ctx: EvalContext) -> TaskResult:
+        logits, labels, seconds = adapted_logits(ctx, adaptation, cell, shifted)
+        result = score(ctx, logits, labels)
+        result.metrics["seconds_per_image"] = seconds / max(1, len(labels))
+        return result
+
+    return compute
 
 
 def error_of(metrics: Mapping[str, float]) -> float | None:

@@ -21,16 +21,37 @@ an accuracy is clipped to [1/(2n), 1 − 1/(2n)] (n images) before Φ⁻¹; a fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
+import torch
+
 from shiftlab.core.errors import UserError
-from shiftlab.core.identity import CleanCell, NaturalShiftCell, Summary, TaskIdentity
+from shiftlab.core.identity import (
+    AdaptedCell,
+    AdaptedNaturalCell,
+    AdaptedSummary,
+    AdaptSetting,
+    CleanCell,
+    NaturalShiftCell,
+    Summary,
+    TaskIdentity,
+)
 from shiftlab.data import DATASETS, ImageDataset, load_dataset
 from shiftlab.data.natural import DERIVED_FROM, NATURAL_SHIFTS, ClassAlignment, align_classes
+from shiftlab.evaluation.adaptation import (
+    ADAPT_FLAGS,
+    Adaptation,
+    AdaptOptions,
+    adaptation,
+    adapted_params,
+    adapted_runner,
+    adapted_tasks,
+)
 from shiftlab.evaluation.context import EvalContext, evaluated_fingerprint, identify
 from shiftlab.evaluation.flags import Flag, items, parse_checkpoint
 from shiftlab.evaluation.forward import forward
@@ -134,13 +155,14 @@ REFERENCE = Flag("reference", "reference models of the effective-robustness fit:
                  parse_reference, metavar="MODELS")
 
 
-@dataclass(frozen=True)
-class NaturalOptions:
-    """The shifted test sets and the reference models of the effective-robustness fit."""
+@dataclass(frozen=True, kw_only=True)
+class NaturalOptions(AdaptOptions):
+    """The shifted test sets, the reference models of the effective-robustness fit, and the test-time
+    adaptation (if any) measured next to the unadapted accuracies."""
 
     shifted_data: tuple[str, ...] | None = None
     reference: tuple[str, ...] = (ZOO,)
-    FLAGS = (SHIFTED_DATA, REFERENCE)
+    FLAGS = (SHIFTED_DATA, REFERENCE, *ADAPT_FLAGS)
 
 
 def shifted_specs(opts: NaturalOptions, data_name: str) -> tuple[str, ...]:
@@ -209,33 +231,48 @@ def load_shifted(ctx: EvalContext, spec: str) -> ShiftedSet:
     return ShiftedSet(spec, data, NaturalShiftCell(name, content), alignment, root)
 
 
-def natural_result(ctx: EvalContext, shifted: ShiftedSet) -> TaskResult:
-    """Accuracy, NLL, Brier and ECE on the shifted set (over its classes only when it covers a subset)."""
-    out = forward(ctx, shifted.data)
-    assert out.logits is not None
-    logits, labels = shifted.alignment.restrict(out.logits, out.labels)
+def restricted_result(shifted: ShiftedSet, logits: torch.Tensor, labels: torch.Tensor) -> TaskResult:
+    """Accuracy, NLL, Brier and ECE of logits on the shifted set (over its classes only when it covers a subset)."""
+    logits, labels = shifted.alignment.restrict(logits, labels)
     result = classification_result(logits, labels)
     result.metrics["classes"] = float(logits.shape[1])
     return result
 
 
+def natural_result(ctx: EvalContext, shifted: ShiftedSet) -> TaskResult:
+    out = forward(ctx, shifted.data)
+    assert out.logits is not None
+    return restricted_result(shifted, out.logits, out.labels)
+
+
 def build_natural(ctx: EvalContext, opts: NaturalOptions) -> list[Task]:
     tasks = build_clean(ctx, NoOptions())  # the in-distribution accuracy: the clean suite's own cell
+    adapt = adaptation(opts)
+    tasks += adapted_tasks(ctx, adapt, SUITE, [None], lambda c, logits, labels: classification_result(logits, labels))
     for spec in shifted_specs(opts, ctx.data_name):
         shifted = load_shifted(ctx, spec)  # missing or mismatched sets fail before any work
         subset = shifted.alignment.class_subset
         params = {"shifted_data": shifted.cell.shifted, "root": str(shifted.root) if shifted.root else None,
                   "source": shifted.data.describe(), "limit": ctx.run.limit, "n": len(shifted.data),
                   "class_subset": list(subset) if subset is not None else None}
-        tasks.append(shifted_task(shifted, params))
+        tasks.append(Task(shifted.cell, params, functools.partial(natural_result, shifted=shifted)))
+        if adapt is not None:
+            cell = adapted_cell(shifted.cell, adapt)
+            run = adapted_runner(adapt, None, (cell.key(), shifted.data), scorer(shifted))
+            tasks.append(Task(cell, {**params, **adapted_params(ctx, adapt)}, run))
     return tasks
 
 
-def shifted_task(shifted: ShiftedSet, params: dict[str, Any]) -> Task:
-    def run(ctx: EvalContext) -> TaskResult:
-        return natural_result(ctx, shifted)
+def scorer(shifted: ShiftedSet) -> Callable[[EvalContext, torch.Tensor, torch.Tensor], TaskResult]:
+    def score(ctx: EvalContext, logits: torch.Tensor, labels: torch.Tensor) -> TaskResult:
+        return restricted_result(shifted, logits, labels)
 
-    return Task(shifted.cell, params, run)
+    return score
+
+
+def adapted_cell(cell: NaturalShiftCell, adapt: Adaptation) -> AdaptedNaturalCell:
+    s = adapt.setting
+    return AdaptedNaturalCell(cell.shifted, cell.content, s.adapter, s.args, s.batch_size, s.mode, s.order)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,7 +392,46 @@ def summarize_natural(ctx: EvalContext, opts: NaturalOptions,
                        "arXiv:2007.00644; Miller et al. 2021, arXiv:2107.04649)"),
         "min_reference_models": MIN_REFERENCES,
     }
-    return [(Summary(SUITE), TaskResult(metrics, {"fits": fits, "protocol": protocol}))]
+    return [(Summary(SUITE), TaskResult(metrics, {"fits": fits, "protocol": protocol})),
+            *adapted_natural_summaries(rows, set_keys(cells), metrics, fits)]
+
+
+def adapted_natural_summaries(rows: list[TaskRow], keys: dict[NaturalShiftCell, str], source: dict[str, float],
+                              fits: dict[str, Any]) -> list[tuple[TaskIdentity, TaskResult]]:
+    """Per adaptation setting stored: the adapted in-distribution and shifted accuracies, the gain over the
+    unadapted model on each set, and the adapted model's effective robustness against the same fit."""
+    by_task = {row.id.task: row for row in rows}
+    settings = {row.id.task.setting() for row in rows if isinstance(row.id.task, AdaptedNaturalCell)}
+    out: list[tuple[TaskIdentity, TaskResult]] = []
+    for setting in sorted(settings, key=lambda st: st.label()):
+        clean = by_task.get(AdaptedCell(SUITE, None, None, None, *astuple_setting(setting)))
+        metrics: dict[str, float] = {}
+        if clean is not None and "accuracy" in clean.metrics:
+            metrics["in_distribution_accuracy"] = clean.metrics["accuracy"]
+        for cell, key in keys.items():
+            row = by_task.get(AdaptedNaturalCell(cell.shifted, cell.content, *astuple_setting(setting)))
+            if row is None or "accuracy" not in row.metrics:
+                continue
+            accuracy = float(row.metrics["accuracy"])
+            metrics[f"shifted_accuracy/{key}"] = accuracy
+            if f"shifted_accuracy/{key}" in source:
+                metrics[f"adaptation_gain/{key}"] = accuracy - source[f"shifted_accuracy/{key}"]
+            fit = fits.get(key, {})
+            if "slope" in fit and clean is not None and "accuracy" in clean.metrics:
+                line = ProbitFit(fit["slope"], fit["intercept"], fit.get("r2"), 0)
+                n_id, n_shift = float(clean.metrics.get("n", 0.0)), float(row.metrics.get("n", 0.0))
+                er, residual = effective_robustness(line, clip_accuracy(float(clean.metrics["accuracy"]), n_id),
+                                                    clip_accuracy(accuracy, n_shift))
+                metrics[f"effective_robustness/{key}"], metrics[f"probit_residual/{key}"] = er, residual
+        if metrics:
+            out.append((AdaptedSummary(SUITE, None, *astuple_setting(setting)),
+                        TaskResult(metrics, {"protocol": {"setting": setting.label(),
+                                                          "fit": "the unadapted summary's fit of each set"}})))
+    return out
+
+
+def astuple_setting(setting: AdaptSetting) -> tuple[Any, ...]:
+    return (setting.adapter, setting.args, setting.batch_size, setting.mode, setting.order)
 
 
 def natural_prerequisites(opts: NaturalOptions, data_name: str) -> list[Prerequisite]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shiftlab.core.identity import NaturalShiftCell
+from shiftlab.core.identity import AdaptedSummary, NaturalShiftCell
 from shiftlab.core.quantities import quantity
 from shiftlab.report.columns import Column
 from shiftlab.report.evaluation import Evaluation
@@ -135,6 +135,14 @@ def natural_section(ev: Evaluation, ctx: CardContext) -> str:
         parts.append(metrics_table([("in distribution", {"accuracy": summary.metrics["in_distribution_accuracy"]})],
                                    first=""))
     parts += [_set_block(ev, ctx, summary, key, fit) for key, fit in sorted(fits(summary).items())]
+    adapted = [(cell, row) for cell, row in ev.cells(AdaptedSummary) if cell.of == SUITE]
+    if adapted:
+        entries = [(cell.setting().label(), dict(row.metrics))
+                   for cell, row in sorted(adapted, key=lambda pair: pair[0].setting().label())]
+        parts.append(subsection("Under test-time adaptation", metrics_table(entries, first="setting"),
+                                note("The adapted model's accuracies, its gain over the unadapted model on each set, and "
+                                     "its effective robustness against the same reference fit (the references are "
+                                     "not adapted).")))
     definition = artifacts.mapping(summary, "protocol").get("definition")
     if definition:
         parts.append(note(str(definition)))
