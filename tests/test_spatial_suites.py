@@ -82,6 +82,7 @@ def test_spatial_cells_follow_their_definitions(suite_store, model_and_images):
     identity = next(t for t, (a, dx, dy) in enumerate(zip(table["angle"], table["dx"], table["dy"], strict=True))
                     if a == dx == dy == 0)
     assert table["accuracy"][identity] == clean and len(table["accuracy"]) == 27
+    assert grid.metrics["accuracy"] <= min(table["accuracy"])  # the worst case is below every grid transform
     assert grid.artifacts["limits"] == {"degrees": 30.0, "dx": 2.625, "dy": 2.625}
     # every recorded breaking transform breaks its image when applied alone
     for per in images.values():
