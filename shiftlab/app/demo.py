@@ -48,14 +48,16 @@ class DemoRun:
     timings: dict[str, float] = field(default_factory=dict)
     cache: EvalCache = field(default_factory=EvalCache.create)  # corrupted images/logits shared by the steps
 
-    def evaluate(self, title: str, suites: list[str], checkpoint: Path | None = None,
+    def evaluate(self, title: str, suites: list[str], checkpoint: Path | str | None = None, limit: int | None = None,
                  **options: Any) -> list[TaskRow]:
-        """Run ``suites`` on the demo model (or ``checkpoint``) with the zoo protocol; show the rows."""
+        """Run ``suites`` on the demo model (or ``checkpoint``) with the zoo protocol on the first ``limit`` (default
+        the demo's) test images; show the rows."""
         t0 = time.perf_counter()
         with self.presenter.eval_progress() as progress:
             report = evaluate_model(checkpoint or self.checkpoint, suites, store=self.store_path,
-                                    options=options_for(suites, {**ZOO_OPTIONS, **options}), limit=self.limit,
-                                    device="cpu", progress=progress, cache=self.cache)
+                                    options=options_for(suites, {**ZOO_OPTIONS, **options}),
+                                    limit=min(self.limit, limit or self.limit), device="cpu", progress=progress,
+                                    cache=self.cache)
         self.presenter.results(title, report.rows)
         self.timings[title] = time.perf_counter() - t0
         return report.rows
@@ -115,14 +117,8 @@ def adaptation_step(run: DemoRun) -> None:
 def certify_step(run: DemoRun) -> None:
     """certified L2 robustness by randomized smoothing (Cohen et al. 2019) of the zoo's noise-trained model,
     clean and under fog (n = 1,000 samples per image, first 50 images)"""
-    t0 = time.perf_counter()
-    with run.presenter.eval_progress() as progress:
-        report = evaluate_model("zoo:gaussian-smoothing", ["certify"], store=run.store_path,
-                                options=options_for(["certify"], {"sigma": "0.25", "n": "1000", "n0": "100",
-                                                                  "corruptions": "fog", "severities": "3"}),
-                                limit=min(run.limit, CERTIFY_LIMIT), device="cpu", progress=progress, cache=run.cache)
-    run.presenter.results("certified robustness (zoo:gaussian-smoothing, σ = 0.25)", report.rows)
-    run.timings["certify"] = time.perf_counter() - t0
+    run.evaluate("certified robustness (zoo:gaussian-smoothing, σ = 0.25)", ["certify"], "zoo:gaussian-smoothing",
+                 CERTIFY_LIMIT, sigma="0.25", n="1000", n0="100", corruptions="fog", severities="3")
 
 
 def zoo_step(run: DemoRun) -> None:

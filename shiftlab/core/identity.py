@@ -405,6 +405,10 @@ class AdaptSetting:
         if self.batch_size < 1:
             raise ValueError(f"adaptation batch size must be positive, got {self.batch_size}")
 
+    def fields(self) -> tuple[str, tuple[tuple[str, float], ...], int, str, str | None]:
+        """The setting's fields in the order the adapted identities list them after their own."""
+        return self.adapter, self.args, self.batch_size, self.mode, self.order
+
     def label(self) -> str:
         """``tent lr=0.001 steps=1, online (index order), batch 128``."""
         args = "".join(f" {k}={v:g}" for k, v in self.args)

@@ -103,11 +103,9 @@ class Adaptation:
         return Mode(self.setting.mode)
 
     def identity(self, suite: str, cell: CorruptionCell | None) -> AdaptedCell:
-        s = self.setting
         if cell is None:
-            return AdaptedCell(suite, None, None, None, s.adapter, s.args, s.batch_size, s.mode, s.order)
-        return AdaptedCell(suite, cell.corruption, cell.severity, cell.table, s.adapter, s.args, s.batch_size, s.mode,
-                           s.order)
+            return AdaptedCell(suite, None, None, None, *self.setting.fields())
+        return AdaptedCell(suite, cell.corruption, cell.severity, cell.table, *self.setting.fields())
 
 
 @dataclass(frozen=True, kw_only=True)

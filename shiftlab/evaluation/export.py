@@ -50,6 +50,7 @@ def export_corrupted(dataset: ImageDataset, out: Path, corruptions: Sequence[str
     files = {name: np.lib.format.open_memmap(out / f"{name}.npy", mode="w+", dtype=np.uint8, shape=shape)
              for name in corruptions}
     needs_levels = any(fn.uint8_applier is not None for fn in fns.values())
+    all_coded = all(fn.uint8_applier is not None for fn in fns.values())  # no float images when levels are stored
 
     def to_levels(y: torch.Tensor) -> torch.Tensor:
         return grey_levels(y, quantize)
@@ -77,8 +78,7 @@ def export_corrupted(dataset: ImageDataset, out: Path, corruptions: Sequence[str
         for b, (start, stop) in enumerate(block_ranges(n, data_block_size(dataset))):
             index = torch.arange(start, stop)
             levels = dataset.get_levels(index) if needs_levels else None
-            all_coded = levels is not None and all(fn.uint8_applier is not None for fn in fns.values())
-            x = None if all_coded else dataset.get_batch(index)[0]  # float images only when a corruption needs them
+            x = None if all_coded and levels is not None else dataset.get_batch(index)[0]
             in_flight.append([pool.submit(corrupt_block, cell, k, b, x, levels, start, stop - start)
                               for cell, k in cells])
             while len(in_flight) > 1:  # at most two blocks in memory

@@ -114,8 +114,7 @@ def certify_blocks(ctx: EvalContext, cell: CertifyCell) -> Iterator[tuple[int, t
         yield from rebatch(corrupted_blocks(ctx, shift), CERTIFY_BLOCK)
         return
     for start, stop in block_ranges(len(ctx.data), CERTIFY_BLOCK):
-        x, y = ctx.data.get_batch(torch.arange(start, stop))
-        yield start, x.to(ctx.device), y.to(ctx.device)
+        yield start, *ctx.images(start, stop)
 
 
 def certify_cell(ctx: EvalContext, cell: CertifyCell) -> dict[str, list[Any]]:

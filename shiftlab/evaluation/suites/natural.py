@@ -35,7 +35,6 @@ from shiftlab.core.identity import (
     AdaptedCell,
     AdaptedNaturalCell,
     AdaptedSummary,
-    AdaptSetting,
     CleanCell,
     NaturalShiftCell,
     Summary,
@@ -271,8 +270,7 @@ def scorer(shifted: ShiftedSet) -> Callable[[EvalContext, torch.Tensor, torch.Te
 
 
 def adapted_cell(cell: NaturalShiftCell, adapt: Adaptation) -> AdaptedNaturalCell:
-    s = adapt.setting
-    return AdaptedNaturalCell(cell.shifted, cell.content, s.adapter, s.args, s.batch_size, s.mode, s.order)
+    return AdaptedNaturalCell(cell.shifted, cell.content, *adapt.setting.fields())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,9 +323,9 @@ def set_keys(cells: list[NaturalShiftCell]) -> dict[NaturalShiftCell, str]:
 
 def fit_for(ctx: EvalContext, cell: NaturalShiftCell, mine: tuple[float, float] | None,
             in_dist: tuple[float, float], refs: list[Reference], key: str,
-            metrics: dict[str, float]) -> dict[str, Any]:
+            metrics: dict[str, float]) -> tuple[dict[str, Any], ProbitFit | None]:
     """One set's fit over the reference models and the evaluated model's place against it (written into
-    ``metrics``); the artifact that documents it."""
+    ``metrics``): the artifact that documents it, and the fit (None when there is none)."""
     found = [(ref, accuracy_of(ref.rows, CleanCell()), accuracy_of(ref.rows, cell)) for ref in refs]
     pairs = [(ref, ref_id, ref_shift) for ref, ref_id, ref_shift in found if ref_id is not None and ref_shift is not None]
     points = [{"name": ref.name, "fingerprint": ref.fingerprint, "checkpoint": ref.checkpoint,
@@ -342,18 +340,18 @@ def fit_for(ctx: EvalContext, cell: NaturalShiftCell, mine: tuple[float, float] 
     if not refs:
         info["missing"] = ("no reference models (--reference none, or no zoo model is trained on this dataset): pass "
                            "--reference with checkpoints to fit effective robustness against")
-        return info
+        return info, None
     if len(points) < MIN_REFERENCES:
         info["missing"] = (f"{len(points)} of the {len(refs)} reference models have rows on {cell.shifted} with this "
                            f"data and seed; the fit needs {MIN_REFERENCES}")
-        return info
+        return info, None
     xs = [clip_accuracy(*ref_id) for _, ref_id, _ in pairs]
     ys = [clip_accuracy(*ref_shift) for _, _, ref_shift in pairs]
     try:
         fit = probit_fit(xs, ys)
     except ValueError as exc:
         info["missing"] = str(exc)
-        return info
+        return info, None
     info.update({"slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2})
     metrics[f"fit_slope/{key}"], metrics[f"fit_intercept/{key}"] = fit.slope, fit.intercept
     if fit.r2 is not None:
@@ -363,7 +361,7 @@ def fit_for(ctx: EvalContext, cell: NaturalShiftCell, mine: tuple[float, float] 
         metrics[f"effective_robustness/{key}"], metrics[f"probit_residual/{key}"] = er, residual
         info["model"].update({"effective_robustness": er, "probit_residual": residual,
                               "predicted_shifted_accuracy": fit.predicted(clip_accuracy(*in_dist))})
-    return info
+    return info, fit
 
 
 def summarize_natural(ctx: EvalContext, opts: NaturalOptions,
@@ -377,12 +375,16 @@ def summarize_natural(ctx: EvalContext, opts: NaturalOptions,
     metrics: dict[str, float] = {"in_distribution_accuracy": in_dist[0]}
     refs = references(ctx, opts)
     fits: dict[str, Any] = {}
-    for cell, key in set_keys(cells).items():
+    lines: dict[str, ProbitFit] = {}
+    keys = set_keys(cells)
+    for cell, key in keys.items():
         mine = accuracy_of(rows, cell)
         if mine is not None:
             metrics[f"shifted_accuracy/{key}"] = mine[0]
             metrics[f"accuracy_drop/{key}"] = in_dist[0] - mine[0]
-        fits[key] = fit_for(ctx, cell, mine, in_dist, refs, key, metrics)
+        fits[key], line = fit_for(ctx, cell, mine, in_dist, refs, key, metrics)
+        if line is not None:
+            lines[key] = line
     protocol = {
         "reference": list(opts.reference), "reference_models": [r.name for r in refs], "seed": ctx.run.seed,
         "definition": ("fit: least squares of probit(shifted accuracy) on probit(in-distribution accuracy) over the "
@@ -393,45 +395,35 @@ def summarize_natural(ctx: EvalContext, opts: NaturalOptions,
         "min_reference_models": MIN_REFERENCES,
     }
     return [(Summary(SUITE), TaskResult(metrics, {"fits": fits, "protocol": protocol})),
-            *adapted_natural_summaries(rows, set_keys(cells), metrics, fits)]
+            *adapted_natural_summaries(rows, keys, metrics, lines)]
 
 
 def adapted_natural_summaries(rows: list[TaskRow], keys: dict[NaturalShiftCell, str], source: dict[str, float],
-                              fits: dict[str, Any]) -> list[tuple[TaskIdentity, TaskResult]]:
+                              lines: dict[str, ProbitFit]) -> list[tuple[TaskIdentity, TaskResult]]:
     """Per adaptation setting stored: the adapted in-distribution and shifted accuracies, the gain over the
     unadapted model on each set, and the adapted model's effective robustness against the same fit."""
-    by_task = {row.id.task: row for row in rows}
     settings = {row.id.task.setting() for row in rows if isinstance(row.id.task, AdaptedNaturalCell)}
     out: list[tuple[TaskIdentity, TaskResult]] = []
     for setting in sorted(settings, key=lambda st: st.label()):
-        clean = by_task.get(AdaptedCell(SUITE, None, None, None, *astuple_setting(setting)))
+        in_dist = accuracy_of(rows, AdaptedCell(SUITE, None, None, None, *setting.fields()))
         metrics: dict[str, float] = {}
-        if clean is not None and "accuracy" in clean.metrics:
-            metrics["in_distribution_accuracy"] = clean.metrics["accuracy"]
+        if in_dist is not None:
+            metrics["in_distribution_accuracy"] = in_dist[0]
         for cell, key in keys.items():
-            row = by_task.get(AdaptedNaturalCell(cell.shifted, cell.content, *astuple_setting(setting)))
-            if row is None or "accuracy" not in row.metrics:
+            mine = accuracy_of(rows, AdaptedNaturalCell(cell.shifted, cell.content, *setting.fields()))
+            if mine is None:
                 continue
-            accuracy = float(row.metrics["accuracy"])
-            metrics[f"shifted_accuracy/{key}"] = accuracy
+            metrics[f"shifted_accuracy/{key}"] = mine[0]
             if f"shifted_accuracy/{key}" in source:
-                metrics[f"adaptation_gain/{key}"] = accuracy - source[f"shifted_accuracy/{key}"]
-            fit = fits.get(key, {})
-            if "slope" in fit and clean is not None and "accuracy" in clean.metrics:
-                line = ProbitFit(fit["slope"], fit["intercept"], fit.get("r2"), 0)
-                n_id, n_shift = float(clean.metrics.get("n", 0.0)), float(row.metrics.get("n", 0.0))
-                er, residual = effective_robustness(line, clip_accuracy(float(clean.metrics["accuracy"]), n_id),
-                                                    clip_accuracy(accuracy, n_shift))
+                metrics[f"adaptation_gain/{key}"] = mine[0] - source[f"shifted_accuracy/{key}"]
+            if key in lines and in_dist is not None:
+                er, residual = effective_robustness(lines[key], clip_accuracy(*in_dist), clip_accuracy(*mine))
                 metrics[f"effective_robustness/{key}"], metrics[f"probit_residual/{key}"] = er, residual
         if metrics:
-            out.append((AdaptedSummary(SUITE, None, *astuple_setting(setting)),
+            out.append((AdaptedSummary(SUITE, None, *setting.fields()),
                         TaskResult(metrics, {"protocol": {"setting": setting.label(),
                                                           "fit": "the unadapted summary's fit of each set"}})))
     return out
-
-
-def astuple_setting(setting: AdaptSetting) -> tuple[Any, ...]:
-    return (setting.adapter, setting.args, setting.batch_size, setting.mode, setting.order)
 
 
 def natural_prerequisites(opts: NaturalOptions, data_name: str) -> list[Prerequisite]:
